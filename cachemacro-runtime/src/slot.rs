@@ -1,0 +1,117 @@
+//! The static home of a memoized function's cache.
+//!
+//! The generated code declares one `static CacheSlot` per memoized function and asks it
+//! for a cache of a type the compiler infers from the call (`Memoized<K, V, S>`). Keeping
+//! the type out of the `static` lets the key and value types mention `Self`, inferred
+//! `key = ...` expressions and user-chosen stores, none of which a `static`'s type could
+//! name. A method of a generic `impl` gets one cache per instantiation: each type gets its
+//! own entry. The fast path is one atomic load and one `TypeId` comparison.
+
+use std::any::{Any, TypeId};
+use std::sync::{Mutex, OnceLock};
+
+use crate::CacheStats;
+
+/// What the companion functions (`f::clear()`, `f::stats()`, `f::invalidate(..)`) need
+/// from a cache without knowing its types.
+pub trait ErasedCache: Any + Send + Sync {
+    /// Removes every entry.
+    fn clear(&self);
+    /// A snapshot of the counters.
+    fn stats(&self) -> CacheStats;
+    /// Removes the entry of `key` if `key` is of this cache's key type.
+    fn invalidate(&self, key: &dyn Any) -> bool;
+    /// Upcast for downcasting to the concrete cache.
+    fn as_any(&self) -> &dyn Any;
+}
+
+#[derive(Clone, Copy)]
+struct SlotEntry {
+    type_id: TypeId,
+    cache: &'static dyn ErasedCache,
+}
+
+/// A lazily initialised, type-keyed home for the caches of one memoized function.
+pub struct CacheSlot {
+    first: OnceLock<SlotEntry>,
+    others: Mutex<Vec<SlotEntry>>,
+}
+
+impl CacheSlot {
+    /// An empty slot, usable in a `static`.
+    pub const fn new() -> Self {
+        CacheSlot {
+            first: OnceLock::new(),
+            others: Mutex::new(Vec::new()),
+        }
+    }
+
+    /// The cache of type `T`, created by `init` on first use.
+    ///
+    /// Caches live for the rest of the program, like the `static` they belong to.
+    pub fn get_or_init<T: ErasedCache>(&self, init: impl FnOnce() -> T) -> &'static T {
+        let wanted = TypeId::of::<T>();
+        let mut init = Some(init);
+        let first = self.first.get_or_init(|| {
+            let make = init.take().expect("init is called once");
+            leak(make())
+        });
+        if first.type_id == wanted {
+            return downcast(first.cache);
+        }
+        let mut others = self.others.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(entry) = others.iter().find(|entry| entry.type_id == wanted) {
+            return downcast(entry.cache);
+        }
+        let make = init.take().expect("init is called once");
+        let entry = leak(make());
+        others.push(entry);
+        downcast(entry.cache)
+    }
+
+    /// Every cache created so far.
+    pub fn caches(&self) -> Vec<&'static dyn ErasedCache> {
+        let mut all: Vec<_> = self.first.get().map(|entry| entry.cache).into_iter().collect();
+        let others = self.others.lock().unwrap_or_else(|e| e.into_inner());
+        all.extend(others.iter().map(|entry| entry.cache));
+        all
+    }
+
+    /// Removes every entry of every cache in the slot.
+    pub fn clear(&self) {
+        self.caches().into_iter().for_each(ErasedCache::clear);
+    }
+
+    /// The counters of all caches in the slot, summed.
+    pub fn stats(&self) -> CacheStats {
+        self.caches()
+            .into_iter()
+            .map(ErasedCache::stats)
+            .fold(CacheStats::default(), CacheStats::merge)
+    }
+
+    /// Removes `key` from whichever cache has keys of its type.
+    pub fn invalidate<K: Any>(&self, key: &K) -> bool {
+        self.caches().into_iter().any(|cache| cache.invalidate(key))
+    }
+}
+
+impl Default for CacheSlot {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+fn leak<T: ErasedCache>(cache: T) -> SlotEntry {
+    SlotEntry {
+        type_id: TypeId::of::<T>(),
+        cache: Box::leak(Box::new(cache)),
+    }
+}
+
+fn downcast<T: ErasedCache>(cache: &'static dyn ErasedCache) -> &'static T {
+    cache
+        .as_any()
+        .downcast_ref()
+        .expect("slot entries are stored under their own TypeId")
+}

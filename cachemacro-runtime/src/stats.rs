@@ -1,0 +1,117 @@
+//! Hit, miss and error counters of one memoized function.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use crate::StoreStats;
+
+/// A snapshot of a memoized function's counters, returned by the generated `f::stats()`.
+///
+/// ```
+/// use cachemacro_runtime::memoize;
+///
+/// #[memoize]
+/// fn double(n: u32) -> u32 {
+///     n * 2
+/// }
+///
+/// double(1);
+/// double(1);
+/// double(2);
+/// let stats = double::stats();
+/// assert_eq!((stats.hits, stats.misses, stats.entries), (1, 2, 2));
+/// assert!((stats.hit_ratio() - 1.0 / 3.0).abs() < 1e-9);
+/// ```
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct CacheStats {
+    /// Calls answered without running the body: from the store, or by waiting for another
+    /// caller's computation of the same key (see `coalesced`).
+    pub hits: u64,
+    /// Calls that ran the body.
+    pub misses: u64,
+    /// Of the `hits`, those that waited for a concurrent caller's computation instead of
+    /// running the body themselves (single-flight).
+    pub coalesced: u64,
+    /// Values written to the store.
+    pub inserts: u64,
+    /// Store faults (unreachable, timed out, corrupt data) that were swallowed by
+    /// computing the value instead.
+    pub errors: u64,
+    /// Entries currently in the store, as the store reports them.
+    pub entries: u64,
+    /// Entries the store evicted to respect its capacity.
+    pub evictions: u64,
+    /// Entries the store removed because they expired.
+    pub expirations: u64,
+}
+
+impl CacheStats {
+    /// Hits divided by all calls; `0.0` before the first call.
+    pub fn hit_ratio(&self) -> f64 {
+        let calls = self.hits + self.misses;
+        if calls == 0 {
+            0.0
+        } else {
+            self.hits as f64 / calls as f64
+        }
+    }
+
+    pub(crate) fn merge(self, other: CacheStats) -> CacheStats {
+        CacheStats {
+            hits: self.hits + other.hits,
+            misses: self.misses + other.misses,
+            coalesced: self.coalesced + other.coalesced,
+            inserts: self.inserts + other.inserts,
+            errors: self.errors + other.errors,
+            entries: self.entries + other.entries,
+            evictions: self.evictions + other.evictions,
+            expirations: self.expirations + other.expirations,
+        }
+    }
+}
+
+/// The live counters behind [`CacheStats`]; relaxed atomics, as they only feed reports.
+#[derive(Debug, Default)]
+pub(crate) struct StatsCounters {
+    hits: AtomicU64,
+    misses: AtomicU64,
+    coalesced: AtomicU64,
+    inserts: AtomicU64,
+    errors: AtomicU64,
+}
+
+impl StatsCounters {
+    pub(crate) fn hit(&self) {
+        self.hits.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub(crate) fn miss(&self) {
+        self.misses.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub(crate) fn coalesced(&self) {
+        self.hits.fetch_add(1, Ordering::Relaxed);
+        self.coalesced.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub(crate) fn insert(&self) {
+        self.inserts.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub(crate) fn error(&self) {
+        self.errors.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub(crate) fn snapshot(&self, store: StoreStats) -> CacheStats {
+        CacheStats {
+            hits: self.hits.load(Ordering::Relaxed),
+            misses: self.misses.load(Ordering::Relaxed),
+            coalesced: self.coalesced.load(Ordering::Relaxed),
+            inserts: self.inserts.load(Ordering::Relaxed),
+            errors: self.errors.load(Ordering::Relaxed),
+            entries: store.entries,
+            evictions: store.evictions,
+            expirations: store.expirations,
+        }
+    }
+}

@@ -1,0 +1,214 @@
+//! Parsing `#[memoize(...)]` options into [`MemoizeArgs`], each kept with its span.
+
+use proc_macro2::{Span, TokenStream};
+use syn::ext::IdentExt;
+use syn::meta::ParseNestedMeta;
+use syn::parse::Parser;
+use syn::punctuated::Punctuated;
+use syn::{Error, Expr, Ident, Lit, LitBool, LitInt, LitStr, Path, Token};
+
+use crate::duration::parse_duration_lit;
+
+const OPTIONS: &str = "ttl, tti, capacity, key, ignore, name, cache_err, cache_if, store, crate";
+
+/// An option's value and where it was written, for errors that point at it.
+pub(crate) struct Spanned<T> {
+    pub(crate) value: T,
+    pub(crate) span: Span,
+}
+
+#[derive(Default)]
+pub(crate) struct MemoizeArgs {
+    /// Time to live, in milliseconds.
+    pub(crate) ttl: Option<Spanned<u64>>,
+    /// Time to idle, in milliseconds.
+    pub(crate) tti: Option<Spanned<u64>>,
+    pub(crate) capacity: Option<Spanned<usize>>,
+    pub(crate) key: Option<Spanned<Expr>>,
+    pub(crate) ignore: Option<Spanned<Vec<Ident>>>,
+    pub(crate) name: Option<Spanned<LitStr>>,
+    pub(crate) cache_err: Option<Spanned<bool>>,
+    pub(crate) cache_if: Option<Spanned<Expr>>,
+    pub(crate) store: Option<Spanned<Expr>>,
+    pub(crate) krate: Option<Spanned<Path>>,
+}
+
+impl MemoizeArgs {
+    /// Parses the attribute's tokens; every problem found is reported, combined.
+    pub(crate) fn parse(tokens: TokenStream) -> syn::Result<MemoizeArgs> {
+        let mut args = MemoizeArgs::default();
+        let mut errors: Option<Error> = None;
+        let parser = syn::meta::parser(|meta| {
+            if let Err(error) = args.parse_option(&meta) {
+                combine(&mut errors, error);
+                // Skip the rest of this option so the following ones are still checked.
+                while !meta.input.is_empty() && !meta.input.peek(Token![,]) {
+                    meta.input.parse::<proc_macro2::TokenTree>()?;
+                }
+            }
+            Ok(())
+        });
+        if let Err(error) = parser.parse2(tokens) {
+            combine(&mut errors, error);
+        }
+        args.check_combinations(&mut errors);
+        match errors {
+            Some(error) => Err(error),
+            None => Ok(args),
+        }
+    }
+
+    fn parse_option(&mut self, meta: &ParseNestedMeta) -> syn::Result<()> {
+        let span = meta.path.segments.first().map_or_else(Span::call_site, |s| s.ident.span());
+        let name = meta
+            .path
+            .get_ident()
+            .map(|ident| ident.unraw().to_string())
+            .unwrap_or_default();
+        match name.as_str() {
+            "ttl" => set_once(&mut self.ttl, "ttl", span, || {
+                parse_duration_lit("ttl", &meta.value()?.parse::<Lit>()?)
+            }),
+            "tti" => set_once(&mut self.tti, "tti", span, || {
+                parse_duration_lit("tti", &meta.value()?.parse::<Lit>()?)
+            }),
+            "capacity" => set_once(&mut self.capacity, "capacity", span, || {
+                let lit: LitInt = meta.value()?.parse()?;
+                match lit.base10_parse::<usize>() {
+                    Ok(0) | Err(_) => Err(Error::new(
+                        lit.span(),
+                        "`capacity` must be a positive integer number of entries, like `capacity = 10_000`",
+                    )),
+                    Ok(entries) => Ok(entries),
+                }
+            }),
+            "key" => set_once(&mut self.key, "key", span, || meta.value()?.parse()),
+            "ignore" => set_once(&mut self.ignore, "ignore", span, || {
+                let content;
+                syn::parenthesized!(content in meta.input);
+                let names = Punctuated::<Ident, Token![,]>::parse_terminated_with(
+                    &content,
+                    Ident::parse_any,
+                )?;
+                if names.is_empty() {
+                    return Err(Error::new(span, "`ignore(..)` needs at least one argument name, like `ignore(db)`"));
+                }
+                Ok(names.into_iter().collect())
+            }),
+            "name" => set_once(&mut self.name, "name", span, || {
+                let lit: LitStr = meta.value()?.parse()?;
+                if lit.value().is_empty() {
+                    return Err(Error::new(lit.span(), "`name` must not be empty"));
+                }
+                Ok(lit)
+            }),
+            "cache_err" => set_once(&mut self.cache_err, "cache_err", span, || {
+                Ok(meta.value()?.parse::<LitBool>()?.value)
+            }),
+            "cache_if" => set_once(&mut self.cache_if, "cache_if", span, || meta.value()?.parse()),
+            "store" => set_once(&mut self.store, "store", span, || meta.value()?.parse()),
+            "crate" => set_once(&mut self.krate, "crate", span, || {
+                let lit: LitStr = meta.value()?.parse()?;
+                lit.parse::<Path>().map_err(|_| {
+                    Error::new(lit.span(), "`crate` must be a path, like `crate = \"my_cache_runtime\"`")
+                })
+            }),
+            _ => Err(Error::new_spanned(
+                &meta.path,
+                format!(
+                    "unknown memoize option `{}`; expected one of: {OPTIONS}",
+                    path_text(&meta.path)
+                ),
+            )),
+        }
+    }
+
+    /// Options that are valid alone but contradict each other.
+    fn check_combinations(&self, errors: &mut Option<Error>) {
+        if let (Some(_), Some(ignore)) = (&self.key, &self.ignore) {
+            combine(
+                errors,
+                Error::new(
+                    ignore.span,
+                    "`ignore` has no effect together with `key`: the key expression alone decides what forms the key",
+                ),
+            );
+        }
+        if self.store.is_some() {
+            for (option, span) in [
+                ("capacity", self.capacity.as_ref().map(|o| o.span)),
+                ("tti", self.tti.as_ref().map(|o| o.span)),
+            ] {
+                if let Some(span) = span {
+                    combine(
+                        errors,
+                        Error::new(
+                            span,
+                            format!(
+                                "`{option}` configures the default in-memory store and cannot be combined with `store`; \
+                                 configure the store you pass instead"
+                            ),
+                        ),
+                    );
+                }
+            }
+        }
+        if let (Some(cache_err), Some(_)) = (&self.cache_err, &self.cache_if) {
+            if cache_err.value {
+                combine(
+                    errors,
+                    Error::new(
+                        cache_err.span,
+                        "`cache_err` and `cache_if` both decide what is stored; with `cache_if`, return true for the `Err` values to keep",
+                    ),
+                );
+            }
+        }
+    }
+
+    pub(crate) fn runtime_path(&self) -> Path {
+        match &self.krate {
+            Some(path) => path.value.clone(),
+            None => syn::parse_quote!(::cachemacro_runtime),
+        }
+    }
+
+    pub(crate) fn ignores(&self, name: &str) -> bool {
+        self.ignore
+            .as_ref()
+            .is_some_and(|ignore| ignore.value.iter().any(|ident| ident == name))
+    }
+}
+
+fn set_once<T>(
+    slot: &mut Option<Spanned<T>>,
+    option: &str,
+    span: Span,
+    parse: impl FnOnce() -> syn::Result<T>,
+) -> syn::Result<()> {
+    if slot.is_some() {
+        // Still consume the value so that the error is about the duplicate alone.
+        let _ = parse();
+        return Err(Error::new(span, format!("duplicate `{option}` option; give it once")));
+    }
+    *slot = Some(Spanned {
+        value: parse()?,
+        span,
+    });
+    Ok(())
+}
+
+pub(crate) fn combine(errors: &mut Option<Error>, error: Error) {
+    match errors {
+        Some(existing) => existing.combine(error),
+        None => *errors = Some(error),
+    }
+}
+
+fn path_text(path: &Path) -> String {
+    path.segments
+        .iter()
+        .map(|segment| segment.ident.to_string())
+        .collect::<Vec<_>>()
+        .join("::")
+}

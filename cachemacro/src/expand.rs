@@ -1,0 +1,289 @@
+//! `#[memoize]`: parse, validate, expand.
+//!
+//! The signature is re-emitted as written and the body is wrapped, never rewritten, so the
+//! user's own type errors still point into the user's code. On any error the original
+//! function is emitted unchanged next to the `compile_error!`, so one mistake does not
+//! cascade into errors at every call site and IDEs keep working.
+
+use proc_macro2::{Span, TokenStream};
+use quote::{format_ident, quote, quote_spanned, ToTokens};
+use syn::{ItemFn, Visibility};
+
+use crate::attr::MemoizeArgs;
+use crate::key::KeyPlan;
+use crate::signature::FnShape;
+
+pub(crate) fn memoize(attr: TokenStream, item: TokenStream) -> TokenStream {
+    let function: ItemFn = match syn::parse2(item.clone()) {
+        Ok(function) => function,
+        Err(_) => {
+            let error = syn::Error::new(
+                Span::call_site(),
+                "#[memoize] applies to a function or method with a body",
+            );
+            let error = error.to_compile_error();
+            return quote!(#error #item);
+        }
+    };
+    match expand(attr, &function) {
+        Ok(expanded) => expanded,
+        Err(error) => {
+            let error = error.to_compile_error();
+            quote!(#error #function)
+        }
+    }
+}
+
+fn expand(attr: TokenStream, function: &ItemFn) -> syn::Result<TokenStream> {
+    // Parse both halves before failing, so that option and signature errors are
+    // reported together.
+    let (args, shape) = match (MemoizeArgs::parse(attr), FnShape::analyze(&function.sig)) {
+        (Ok(args), Ok(shape)) => (args, shape),
+        (Err(mut first), Err(second)) => {
+            first.combine(second);
+            return Err(first);
+        }
+        (Err(error), _) | (_, Err(error)) => return Err(error),
+    };
+    let rt = args.runtime_path().into_token_stream();
+    let key = KeyPlan::derive(&shape, &args, &rt)?;
+    let slot = if shape.in_impl {
+        let slot_fn = slot_fn_name(&shape);
+        quote!(Self::#slot_fn())
+    } else {
+        let module = &shape.sig.ident;
+        quote!(#module::__CACHEMACRO_SLOT)
+    };
+    let memoized = memoized_fn(function, &shape, &args, &key, &slot, &rt);
+    let companions = if shape.in_impl {
+        method_companions(function, &shape, &key, &rt)
+    } else {
+        module_companions(function, &shape, &key, &rt)
+    };
+    Ok(quote!(#memoized #companions))
+}
+
+fn memoized_fn(
+    function: &ItemFn,
+    shape: &FnShape,
+    args: &MemoizeArgs,
+    key: &KeyPlan,
+    slot: &TokenStream,
+    rt: &TokenStream,
+) -> TokenStream {
+    let ItemFn { attrs, vis, sig, block } = function;
+    let output = &shape.output;
+    let key_expr = &key.expr;
+    let name = match &args.name {
+        Some(name) => name.value.to_token_stream(),
+        None => {
+            let function_name = sig.ident.to_string();
+            quote!(::core::concat!(::core::module_path!(), "::", #function_name))
+        }
+    };
+    let ttl = millis_option(args.ttl.as_ref().map(|ttl| ttl.value), rt);
+    let store = match &args.store {
+        Some(store) => store.value.to_token_stream(),
+        None => {
+            let capacity = match &args.capacity {
+                Some(capacity) => {
+                    let entries = capacity.value;
+                    quote!(#rt::__private::Some(#entries))
+                }
+                None => quote!(#rt::__private::None),
+            };
+            let tti = millis_option(args.tti.as_ref().map(|tti| tti.value), rt);
+            quote!(#rt::__private::memory_store(#capacity, #ttl, #tti))
+        }
+    };
+    let policy = value_policy(shape, args, rt);
+    let call = if sig.asyncness.is_some() {
+        quote! {
+            #rt::__private::Memoized::get_or_compute_async(
+                __cachemacro_cache,
+                __cachemacro_key,
+                #rt::__private::async_body::<#output, _>(async move #block),
+                &__cachemacro_policy,
+            )
+            .await
+        }
+    } else {
+        quote! {
+            #rt::__private::Memoized::get_or_compute(
+                __cachemacro_cache,
+                __cachemacro_key,
+                move || -> #output #block,
+                &__cachemacro_policy,
+            )
+        }
+    };
+    quote! {
+        #(#attrs)*
+        #vis #sig {
+            let __cachemacro_key = #key_expr;
+            let __cachemacro_cache = #slot.get_or_init(|| {
+                #rt::__private::Memoized::new(#name, #store, #ttl)
+            });
+            let __cachemacro_policy = #policy;
+            #call
+        }
+    }
+}
+
+/// Which results are stored: for `Result<T, E>` only `Ok(T)` (unless `cache_err`), and
+/// only those `cache_if` accepts.
+fn value_policy(shape: &FnShape, args: &MemoizeArgs, rt: &TokenStream) -> TokenStream {
+    let output = &shape.output;
+    let accept = match &args.cache_if {
+        Some(cache_if) => {
+            let predicate = &cache_if.value;
+            quote_spanned! {cache_if.span=>
+                if !(#predicate)(__cachemacro_result) {
+                    return #rt::__private::None;
+                }
+            }
+        }
+        None => quote!(),
+    };
+    let cache_err = args.cache_err.as_ref().is_some_and(|option| option.value);
+    match &shape.result_ok {
+        Some(ok) if !cache_err => quote! {
+            #rt::__private::PolicyFns(
+                |__cachemacro_result: &#output| -> #rt::__private::Option<#ok> {
+                    #accept
+                    match __cachemacro_result {
+                        #rt::__private::Ok(__cachemacro_value) => {
+                            #rt::__private::Some(#rt::__private::Clone::clone(__cachemacro_value))
+                        }
+                        #rt::__private::Err(_) => #rt::__private::None,
+                    }
+                },
+                |__cachemacro_value: #ok| -> #output { #rt::__private::Ok(__cachemacro_value) },
+            )
+        },
+        _ => quote! {
+            #rt::__private::PolicyFns(
+                |__cachemacro_result: &#output| -> #rt::__private::Option<#output> {
+                    #accept
+                    #rt::__private::Some(#rt::__private::Clone::clone(__cachemacro_result))
+                },
+                |__cachemacro_value: #output| -> #output { __cachemacro_value },
+            )
+        },
+    }
+}
+
+fn millis_option(millis: Option<u64>, rt: &TokenStream) -> TokenStream {
+    match millis {
+        Some(millis) => quote!(#rt::__private::Some(#rt::__private::Duration::from_millis(#millis))),
+        None => quote!(#rt::__private::None),
+    }
+}
+
+/// A free function `f` gets a module `f` holding its cache slot and companions.
+fn module_companions(function: &ItemFn, shape: &FnShape, key: &KeyPlan, rt: &TokenStream) -> TokenStream {
+    let vis = &function.vis;
+    let inner_vis = companion_visibility(vis);
+    let ident = &shape.sig.ident;
+    let where_clause = &shape.sig.generics.where_clause;
+    let generics = &shape.sig.generics;
+    let companion_args = &key.companion_args;
+    let key_expr = &key.expr;
+    let module_doc = format!("Cache companions of [`{ident}`](fn@{ident}), generated by `#[memoize]`.");
+    quote! {
+        #[doc = #module_doc]
+        #vis mod #ident {
+            #[allow(unused_imports)]
+            use super::*;
+
+            #[doc(hidden)]
+            pub(super) static __CACHEMACRO_SLOT: #rt::__private::CacheSlot = #rt::__private::CacheSlot::new();
+
+            /// Removes the cached result for these arguments; returns whether there was one.
+            #[allow(dead_code)]
+            #inner_vis fn invalidate #generics (#(#companion_args),*) -> bool #where_clause {
+                let __cachemacro_key = #key_expr;
+                __CACHEMACRO_SLOT.invalidate(&__cachemacro_key)
+            }
+
+            /// Removes every cached result of this function.
+            #[allow(dead_code)]
+            #inner_vis fn clear() {
+                __CACHEMACRO_SLOT.clear()
+            }
+
+            /// Hits, misses, entries and evictions of this function's cache.
+            #[allow(dead_code)]
+            #inner_vis fn stats() -> #rt::__private::CacheStats {
+                __CACHEMACRO_SLOT.stats()
+            }
+        }
+    }
+}
+
+/// A method `m` gets associated functions `m_invalidate`, `m_clear` and `m_stats`.
+fn method_companions(function: &ItemFn, shape: &FnShape, key: &KeyPlan, rt: &TokenStream) -> TokenStream {
+    let vis = &function.vis;
+    let ident = &shape.sig.ident;
+    let slot_fn = slot_fn_name(shape);
+    let invalidate = format_ident!("{}_invalidate", ident);
+    let clear = format_ident!("{}_clear", ident);
+    let stats = format_ident!("{}_stats", ident);
+    let generics = &shape.sig.generics;
+    let where_clause = &shape.sig.generics.where_clause;
+    let receiver = key.uses_receiver.then(|| quote!(&self,));
+    let companion_args = &key.companion_args;
+    let key_expr = &key.expr;
+    quote! {
+        #[doc(hidden)]
+        fn #slot_fn() -> &'static #rt::__private::CacheSlot {
+            static __CACHEMACRO_SLOT: #rt::__private::CacheSlot = #rt::__private::CacheSlot::new();
+            &__CACHEMACRO_SLOT
+        }
+
+        /// Removes the cached result of the memoized method for these arguments; returns
+        /// whether there was one.
+        #[allow(dead_code)]
+        #vis fn #invalidate #generics (#receiver #(#companion_args),*) -> bool #where_clause {
+            let __cachemacro_key = #key_expr;
+            Self::#slot_fn().invalidate(&__cachemacro_key)
+        }
+
+        /// Removes every cached result of the memoized method.
+        #[allow(dead_code)]
+        #vis fn #clear() {
+            Self::#slot_fn().clear()
+        }
+
+        /// Hits, misses, entries and evictions of the memoized method's cache.
+        #[allow(dead_code)]
+        #vis fn #stats() -> #rt::__private::CacheStats {
+            Self::#slot_fn().stats()
+        }
+    }
+}
+
+fn slot_fn_name(shape: &FnShape) -> syn::Ident {
+    format_ident!("__cachemacro_{}_slot", shape.sig.ident)
+}
+
+/// The companions sit one module deeper than the function, so each visibility is
+/// widened by one level to stay reachable from everywhere the function is.
+fn companion_visibility(vis: &Visibility) -> TokenStream {
+    match vis {
+        Visibility::Inherited => quote!(pub(super)),
+        Visibility::Public(_) => quote!(pub),
+        Visibility::Restricted(restricted) => {
+            let path = &restricted.path;
+            if path.is_ident("super") {
+                quote!(pub(in super::super))
+            } else if path.is_ident("self") {
+                quote!(pub(super))
+            } else if path.segments.first().is_some_and(|s| s.ident == "crate") || path.leading_colon.is_some() {
+                quote!(#vis)
+            } else {
+                quote!(pub(crate))
+            }
+        }
+    }
+}

@@ -1,0 +1,161 @@
+//! Which arguments form the cache key, and the expression that builds it.
+//!
+//! The key owns its parts: a by-value argument is cloned, a reference is turned into its
+//! owned form (`&str` -> `String`, `&[T]` -> `Vec<T>`, `&T` -> `T`) through `ToOwned`.
+//! The same expression is used by the function and by its `invalidate` companion, so the
+//! two can never build different keys for the same arguments.
+
+use proc_macro2::TokenStream;
+use quote::{quote, quote_spanned, ToTokens};
+use syn::spanned::Spanned;
+use syn::{Error, FnArg, Pat, Type};
+
+use crate::attr::{combine, MemoizeArgs};
+use crate::signature::{bindings, is_impl_trait, mentions, FnShape};
+
+pub(crate) struct KeyPlan {
+    /// Builds the owned key from the arguments in scope.
+    pub(crate) expr: TokenStream,
+    /// Whether the receiver is part of the key (the companion then takes `&self`).
+    pub(crate) uses_receiver: bool,
+    /// The arguments the `invalidate` companion takes, as `pattern: Type`.
+    pub(crate) companion_args: Vec<TokenStream>,
+}
+
+impl KeyPlan {
+    pub(crate) fn derive(shape: &FnShape, args: &MemoizeArgs, rt: &TokenStream) -> syn::Result<KeyPlan> {
+        let mut errors = None;
+        check_ignored_names_exist(shape, args, &mut errors);
+        let plan = match &args.key {
+            Some(key) => Ok(custom_key(shape, &key.value)),
+            None => argument_key(shape, args, rt),
+        };
+        match (plan, errors) {
+            (Ok(plan), None) => Ok(plan),
+            (Ok(_), Some(error)) => Err(error),
+            (Err(error), None) => Err(error),
+            (Err(error), Some(mut earlier)) => {
+                earlier.combine(error);
+                Err(earlier)
+            }
+        }
+    }
+}
+
+fn check_ignored_names_exist(shape: &FnShape, args: &MemoizeArgs, errors: &mut Option<Error>) {
+    let Some(ignore) = &args.ignore else { return };
+    let mut known: Vec<String> = shape.args.iter().filter_map(|arg| arg.ident.map(ToString::to_string)).collect();
+    if shape.receiver.is_some() {
+        known.insert(0, "self".to_owned());
+    }
+    for name in &ignore.value {
+        if !known.iter().any(|known| name == known) {
+            let listed = if known.is_empty() { "none".to_owned() } else { known.join(", ") };
+            combine(
+                errors,
+                Error::new(
+                    name.span(),
+                    format!("`ignore` names `{name}`, which is not an argument of `{}`; its arguments are: {listed}", shape.sig.ident),
+                ),
+            );
+        }
+    }
+}
+
+/// The default key: the receiver and every argument that is not ignored.
+fn argument_key(shape: &FnShape, args: &MemoizeArgs, rt: &TokenStream) -> syn::Result<KeyPlan> {
+    let mut errors = None;
+    let mut parts = Vec::new();
+    let mut companion_args = Vec::new();
+    let uses_receiver = shape.receiver.is_some() && !args.ignores("self");
+    if let Some(receiver) = shape.receiver.filter(|_| uses_receiver) {
+        let as_ref = if receiver.reference.is_some() { quote!(self) } else { quote!(&self) };
+        parts.push(quote_spanned!(receiver.self_token.span=> #rt::__private::self_key(#as_ref)));
+    }
+    for arg in &shape.args {
+        let Some(ident) = arg.ident else {
+            if is_wildcard(arg.pat) {
+                continue; // `_` cannot influence the result, so it is not part of the key.
+            }
+            combine(
+                &mut errors,
+                Error::new_spanned(
+                    arg.pat,
+                    "a destructuring pattern cannot be part of the key; name the argument, or give `key = ..` over its bindings",
+                ),
+            );
+            continue;
+        };
+        if args.ignores(&ident.to_string()) {
+            continue;
+        }
+        if is_impl_trait(arg.ty) {
+            combine(
+                &mut errors,
+                Error::new_spanned(
+                    arg.ty,
+                    format!("`{ident}` has an `impl Trait` type, which cannot be stored in a cache key; add `ignore({ident})` or choose the key with `key = ..`"),
+                ),
+            );
+            continue;
+        }
+        let owned = match arg.ty {
+            Type::Reference(_) => quote!(#rt::__private::ToOwned::to_owned(&*#ident)),
+            _ => quote!(#rt::__private::Clone::clone(&#ident)),
+        };
+        parts.push(quote_spanned!(arg.ty.span()=> #rt::__private::key_part(#owned)));
+        companion_args.push(companion_arg(arg.pat, arg.ty));
+    }
+    if let Some(error) = errors {
+        return Err(error);
+    }
+    Ok(KeyPlan {
+        expr: quote!((#(#parts,)*)),
+        uses_receiver,
+        companion_args,
+    })
+}
+
+/// `key = expr`: the companion takes the arguments the expression mentions.
+fn custom_key(shape: &FnShape, key: &syn::Expr) -> KeyPlan {
+    let tokens = key.to_token_stream();
+    let companion_args = shape
+        .sig
+        .inputs
+        .iter()
+        .filter_map(|input| match input {
+            FnArg::Typed(typed) if bindings(&typed.pat).iter().any(|name| mentions(tokens.clone(), &name.to_string())) => {
+                Some(companion_arg(&typed.pat, &typed.ty))
+            }
+            _ => None,
+        })
+        .collect();
+    KeyPlan {
+        expr: quote_spanned!(key.span()=> { #key }),
+        uses_receiver: shape.receiver.is_some() && mentions(tokens, "self"),
+        companion_args,
+    }
+}
+
+fn is_wildcard(pat: &Pat) -> bool {
+    matches!(pat, Pat::Wild(_))
+}
+
+/// `pat: ty` for a companion function, without `mut` (the companion never mutates).
+fn companion_arg(pat: &Pat, ty: &Type) -> TokenStream {
+    let mut pat = pat.clone();
+    strip_mut(&mut pat);
+    quote!(#pat: #ty)
+}
+
+fn strip_mut(pat: &mut Pat) {
+    use syn::visit_mut::VisitMut;
+    struct StripMut;
+    impl VisitMut for StripMut {
+        fn visit_pat_ident_mut(&mut self, binding: &mut syn::PatIdent) {
+            binding.mutability = None;
+            syn::visit_mut::visit_pat_ident_mut(self, binding);
+        }
+    }
+    StripMut.visit_pat_mut(pat);
+}

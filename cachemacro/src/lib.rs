@@ -1,0 +1,19 @@
+//! Procedural macros of [cachemacro](https://docs.rs/cachemacro-runtime).
+//!
+//! Depend on `cachemacro-runtime`, which re-exports these macros and holds everything the
+//! generated code calls; this crate is its compile-time half.
+
+mod attr;
+mod duration;
+mod expand;
+mod key;
+mod signature;
+
+use proc_macro::TokenStream;
+
+/// Caches a function's results by its arguments. Documented in
+/// `cachemacro_runtime::memoize`, which re-exports it.
+#[proc_macro_attribute]
+pub fn memoize(attr: TokenStream, item: TokenStream) -> TokenStream {
+    expand::memoize(attr.into(), item.into()).into()
+}

@@ -1,0 +1,1 @@
+//! Integration tests and examples of cachemacro live in tests/ and examples/.
