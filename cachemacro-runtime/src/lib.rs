@@ -43,4 +43,116 @@ pub mod __private;
 pub use stats::CacheStats;
 pub use store::{MemoryStore, MemoryStoreBuilder, Store, StoreError, StoreStats};
 
+/// Caches a function's results, keyed by its arguments.
+///
+/// ```
+/// use cachemacro_runtime::memoize;
+///
+/// #[memoize]
+/// fn fib(n: u64) -> u64 {
+///     if n < 2 { n } else { fib(n - 1) + fib(n - 2) }
+/// }
+///
+/// assert_eq!(fib(90), 2_880_067_194_370_816_120); // instant: each n is computed once
+/// ```
+///
+/// # Options
+///
+/// All options are checked at compile time; a mistake is a compile error pointing at it.
+///
+/// | option | meaning |
+/// |---|---|
+/// | `ttl = "15m"` | time to live: `ms`, `s`, `m`, `h`, `d`, combinable (`"1h30m"`); an integer means seconds |
+/// | `tti = "5m"` | time to idle: the entry expires when not read for that long |
+/// | `capacity = 10_000` | bound on entries of the default store; past it the least useful entry is evicted (SIEVE) |
+/// | `key = expr` | the key is this expression over the arguments instead of all of them |
+/// | `ignore(db, self)` | arguments left out of the key (connections, pools, loggers; `self` to share one cache between instances) |
+/// | `name = "books"` | the cache's name in logs (default: module path and function name) |
+/// | `cache_err = true` | also store `Err` values (by default only `Ok` values of a `Result` are stored) |
+/// | `cache_if = \|v: &R\| ..` | stores a result only when the closure returns `true` |
+/// | `store = expr` | the backend, any [`Store`]; evaluated once, on the first call |
+/// | `crate = "path"` | the path of this runtime crate, if it was renamed |
+///
+/// # Keys
+///
+/// By default the key is the tuple of all arguments (and the receiver of a method), each
+/// owned: a by-value argument is cloned, `&str` becomes `String`, `&[T]` becomes `Vec<T>`
+/// and `&T` becomes `T`. Parts must be `Clone + Hash + Eq + Send + Sync + 'static`. Keys are
+/// compared as values, so `("EC1", 15)` and `("EC11", 5)` never collide.
+///
+/// ```
+/// use cachemacro_runtime::memoize;
+///
+/// struct Db;
+///
+/// #[memoize(ttl = "30s", ignore(db))]
+/// fn title(db: &Db, id: u64) -> String {
+///     format!("book {id}")
+/// }
+///
+/// #[memoize(key = id)]
+/// fn render(id: u64, request_id: u128) -> String {
+///     format!("page {id} (first rendered for request {request_id})")
+/// }
+///
+/// assert_eq!(title(&Db, 3), "book 3");
+/// assert_eq!(render(1, 10), render(1, 11));
+/// ```
+///
+/// # Results, async functions and methods
+///
+/// For a return type written `Result<T, E>` only `Ok(T)` is stored: errors are returned
+/// to the caller and computed again next time. `async fn` works the same way, and the
+/// returned future is `Send` whenever the body's is. Methods key on `self` (which must then
+/// be `Clone + Hash + Eq`) unless `ignore(self)` is given.
+///
+/// ```
+/// use cachemacro_runtime::memoize;
+///
+/// #[derive(Clone, Hash, PartialEq, Eq)]
+/// struct Catalogue { shelf: u32 }
+///
+/// impl Catalogue {
+///     #[memoize(ttl = "1m")]
+///     fn count(&self, genre: &str) -> Result<usize, String> {
+///         Ok(genre.len() * self.shelf as usize)
+///     }
+/// }
+///
+/// # async fn run() {
+/// #[memoize(ttl = "15m")]
+/// async fn page(id: u64) -> String {
+///     format!("<h1>book {id}</h1>")
+/// }
+///
+/// assert_eq!(page(312).await, "<h1>book 312</h1>");
+/// # }
+/// let shelf = Catalogue { shelf: 2 };
+/// assert_eq!(shelf.count("poetry"), Ok(12));
+/// assert_eq!(Catalogue::count_stats().misses, 1);
+/// ```
+///
+/// # Single-flight
+///
+/// When several threads or tasks miss the same key at once, one runs the body and the
+/// others wait for its value. Different keys never wait on each other. If the body
+/// panics, or an async caller is cancelled, the next caller computes.
+///
+/// # Companions
+///
+/// A free function `f` gets a module `f` with `f::invalidate(<key arguments>) -> bool`,
+/// `f::clear()` and `f::stats() -> CacheStats`. A method `m` gets the associated functions
+/// `m_invalidate`, `m_clear` and `m_stats` instead (a module cannot live in an `impl`).
+///
+/// # Limits
+///
+/// * The companion module imports its parent module's items with `use super::*`, so the
+///   argument types of a memoized free function must be nameable there: define memoized
+///   functions at module level, not inside another function's body, when their
+///   arguments use types local to that body.
+/// * An associated function without `self` or `Self` in its signature is treated as a
+///   free function; memoize such functions outside the `impl` block.
+/// * Methods in trait implementations cannot be memoized directly (the companions would
+///   not be members of the trait): memoize a helper function and call it.
+#[doc(inline)]
 pub use cachemacro::memoize;

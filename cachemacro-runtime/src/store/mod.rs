@@ -40,8 +40,8 @@ pub enum StoreError {
 /// ```
 /// use cachemacro_runtime::StoreStats;
 ///
-/// let stats = StoreStats { entries: 3, ..StoreStats::default() };
-/// assert_eq!(stats.evictions, 0);
+/// let stats = StoreStats::new(3, 1, 0);
+/// assert_eq!((stats.entries, stats.evictions, stats.expirations), (3, 1, 0));
 /// ```
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 #[non_exhaustive]
@@ -52,6 +52,18 @@ pub struct StoreStats {
     pub evictions: u64,
     /// Entries removed because their time to live or time to idle ran out.
     pub expirations: u64,
+}
+
+impl StoreStats {
+    /// Counters for a store of your own (the struct is `#[non_exhaustive]`, so other
+    /// crates build it here).
+    pub fn new(entries: u64, evictions: u64, expirations: u64) -> Self {
+        StoreStats {
+            entries,
+            evictions,
+            expirations,
+        }
+    }
 }
 
 /// A cache backend: a concurrent map from `K` to `V` with optional per-entry expiry.
