@@ -19,9 +19,9 @@ use crate::{CacheStats, Store, StoreError};
 /// hit, so `Err` values are neither stored nor shared; `cache_if` adds a filter.
 pub trait ValuePolicy<R, V> {
     /// The value to store and share, or `None` if this result must not be cached.
-    fn to_cached(&self, result: &R) -> Option<V>;
+    fn storable(&self, result: &R) -> Option<V>;
     /// Rebuilds the function's return value from a stored value.
-    fn from_cached(&self, value: V) -> R;
+    fn restore(&self, value: V) -> R;
 }
 
 /// A [`ValuePolicy`] from two closures; what the generated code builds.
@@ -32,11 +32,11 @@ where
     ToCached: Fn(&R) -> Option<V>,
     FromCached: Fn(V) -> R,
 {
-    fn to_cached(&self, result: &R) -> Option<V> {
+    fn storable(&self, result: &R) -> Option<V> {
         (self.0)(result)
     }
 
-    fn from_cached(&self, value: V) -> R {
+    fn restore(&self, value: V) -> R {
         (self.1)(value)
     }
 }
@@ -77,13 +77,13 @@ where
     ) -> R {
         loop {
             if let Some(value) = self.lookup(self.store.get(&key)) {
-                return policy.from_cached(value);
+                return policy.restore(value);
             }
             match self.flights.join(&key) {
                 Role::Follower(flight) => match flight.wait() {
                     FlightOutcome::Shared(value) => {
                         self.counters.coalesced();
-                        return policy.from_cached(value);
+                        return policy.restore(value);
                     }
                     FlightOutcome::Retry => continue,
                 },
@@ -91,11 +91,11 @@ where
                     // A previous leader may have stored the value between our lookup and
                     // our joining; dropping the guard lets any followers retry and hit.
                     if let Some(value) = self.lookup(self.store.get(&key)) {
-                        return policy.from_cached(value);
+                        return policy.restore(value);
                     }
                     self.counters.miss();
                     let result = compute();
-                    if let Some(value) = policy.to_cached(&result) {
+                    if let Some(value) = policy.storable(&result) {
                         let stored = self.store.insert(key, value.clone(), self.ttl);
                         self.record_insert(stored);
                         guard.share(value);
@@ -116,23 +116,23 @@ where
     ) -> R {
         loop {
             if let Some(value) = self.lookup(self.store.get_async(&key).await) {
-                return policy.from_cached(value);
+                return policy.restore(value);
             }
             match self.flights.join(&key) {
                 Role::Follower(flight) => match flight.wait_async().await {
                     FlightOutcome::Shared(value) => {
                         self.counters.coalesced();
-                        return policy.from_cached(value);
+                        return policy.restore(value);
                     }
                     FlightOutcome::Retry => continue,
                 },
                 Role::Leader(guard) => {
                     if let Some(value) = self.lookup(self.store.get_async(&key).await) {
-                        return policy.from_cached(value);
+                        return policy.restore(value);
                     }
                     self.counters.miss();
                     let result = compute.await;
-                    if let Some(value) = policy.to_cached(&result) {
+                    if let Some(value) = policy.storable(&result) {
                         let stored = self.store.insert_async(key, value.clone(), self.ttl).await;
                         self.record_insert(stored);
                         guard.share(value);
