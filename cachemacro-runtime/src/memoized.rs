@@ -60,7 +60,7 @@ where
     pub fn new(name: &'static str, store: S, ttl: Option<Duration>) -> Self {
         Memoized {
             name,
-            store,
+            store: store.with_namespace(name),
             ttl,
             flights: SingleFlight::new(),
             counters: StatsCounters::default(),

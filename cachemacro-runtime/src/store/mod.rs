@@ -7,7 +7,11 @@
 //! `#[memoize(store = ...)]`.
 
 mod memory;
+#[cfg(feature = "redis")]
+mod redis;
 
+#[cfg(feature = "redis")]
+pub use self::redis::{RedisStore, RedisStoreBuilder};
 pub use memory::{MemoryStore, MemoryStoreBuilder};
 
 use std::future::{ready, Future};
@@ -135,6 +139,18 @@ pub trait Store<K, V>: Send + Sync {
 
     /// Removes every entry of this store.
     fn clear(&self) -> Result<(), StoreError>;
+
+    /// Called once by `#[memoize]` with the cache's name (`name = ..`, or the function's
+    /// module path and name) before the store's first use. A store that several functions
+    /// or processes share, such as a remote server, keeps their keys apart with it;
+    /// in-process stores, which belong to one function, ignore it.
+    fn with_namespace(self, namespace: &'static str) -> Self
+    where
+        Self: Sized,
+    {
+        let _ = namespace;
+        self
+    }
 
     /// The store's own counters. Backends that cannot count return the default (zeros).
     fn stats(&self) -> StoreStats {

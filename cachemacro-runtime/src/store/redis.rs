@@ -1,0 +1,417 @@
+//! [`RedisStore`]: a cache shared by every process that talks to one Redis server.
+//!
+//! Keys are `<prefix>:<namespace>:<key encoded with MessagePack>`, so two memoized
+//! functions, or two applications with different prefixes, never share an entry, and the
+//! encoding of a tuple key is injective. Values are MessagePack too; bytes that no longer
+//! decode (the value type changed, or someone wrote garbage) are reported as
+//! [`StoreError::Corrupt`], which the memoization layer treats as a miss and overwrites.
+//!
+//! Every call is bounded by a connect and an operation timeout. After a failed connect
+//! the store does not try again for `retry_after`, answering
+//! [`StoreError::Unavailable`] at once, so a dead server costs callers nothing but the
+//! computation they would have done anyway; it reconnects by itself afterwards.
+
+use std::future::Future;
+use std::sync::{Mutex, MutexGuard, RwLock};
+use std::time::{Duration, Instant};
+
+use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use redis::{Cmd, Connection, FromRedisValue, RedisError};
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+
+use crate::{Store, StoreError};
+
+/// A [`Store`] on a Redis server, for sync and async memoized functions.
+///
+/// ```no_run
+/// use cachemacro_runtime::{memoize, RedisStore};
+///
+/// fn redis_store() -> RedisStore {
+///     RedisStore::builder("redis://127.0.0.1:6379/")
+///         .prefix("bookshop")
+///         .build()
+///         .expect("a valid Redis URL")
+/// }
+///
+/// #[memoize(ttl = "15m", store = redis_store())]
+/// fn nearby_stores(postcode: &str, radius: u32) -> Vec<String> {
+///     vec![format!("{postcode} within {radius} km")]
+/// }
+///
+/// // Served from Redis by any process using the same prefix, and still computed
+/// // (not failed) when the server is down.
+/// let shops = nearby_stores("EC1A 1BB", 5);
+/// # let _ = shops;
+/// ```
+pub struct RedisStore {
+    client: redis::Client,
+    prefix: String,
+    namespace: Option<String>,
+    connect_timeout: Duration,
+    operation_timeout: Duration,
+    retry_after: Duration,
+    sync_connection: Mutex<Option<Connection>>,
+    async_connection: RwLock<Option<ConnectionManager>>,
+    down_until: Mutex<Option<Instant>>,
+}
+
+/// Settings of a [`RedisStore`]; from [`RedisStore::builder`].
+///
+/// ```
+/// use std::time::Duration;
+/// use cachemacro_runtime::RedisStore;
+///
+/// let store = RedisStore::builder("redis://127.0.0.1:6379/")
+///     .prefix("bookshop")
+///     .namespace("pages")
+///     .connect_timeout(Duration::from_millis(100))
+///     .operation_timeout(Duration::from_millis(200))
+///     .retry_after(Duration::from_secs(2))
+///     .build();
+/// assert!(store.is_ok()); // nothing is connected until the first call
+/// ```
+#[derive(Debug, Clone)]
+pub struct RedisStoreBuilder {
+    url: String,
+    prefix: String,
+    namespace: Option<String>,
+    connect_timeout: Duration,
+    operation_timeout: Duration,
+    retry_after: Duration,
+}
+
+impl RedisStore {
+    /// A store on the server at `url` (`redis://host:port/db`) with default settings.
+    ///
+    /// ```
+    /// let store = cachemacro_runtime::RedisStore::open("redis://127.0.0.1:6379/");
+    /// assert!(store.is_ok());
+    /// assert!(cachemacro_runtime::RedisStore::open("not a url").is_err());
+    /// ```
+    pub fn open(url: &str) -> Result<RedisStore, StoreError> {
+        RedisStore::builder(url).build()
+    }
+
+    /// Settings for a store on the server at `url`: prefix `cachemacro`, connect timeout
+    /// 50 ms, operation timeout 100 ms, retry after 1 s.
+    pub fn builder(url: impl Into<String>) -> RedisStoreBuilder {
+        RedisStoreBuilder {
+            url: url.into(),
+            prefix: "cachemacro".to_owned(),
+            namespace: None,
+            connect_timeout: Duration::from_millis(50),
+            operation_timeout: Duration::from_millis(100),
+            retry_after: Duration::from_secs(1),
+        }
+    }
+
+    fn key_prefix(&self) -> String {
+        format!(
+            "{}:{}:",
+            self.prefix,
+            self.namespace.as_deref().unwrap_or("default")
+        )
+    }
+
+    fn encode_key<K: Serialize>(&self, key: &K) -> Result<Vec<u8>, StoreError> {
+        let mut encoded = self.key_prefix().into_bytes();
+        rmp_serde::encode::write(&mut encoded, key)
+            .map_err(|error| StoreError::Other(Box::new(error)))?;
+        Ok(encoded)
+    }
+
+    /// `SCAN MATCH` pattern of this namespace, with glob characters escaped.
+    fn namespace_pattern(&self) -> String {
+        let mut pattern = String::new();
+        for character in self.key_prefix().chars() {
+            if matches!(character, '*' | '?' | '[' | ']' | '\\') {
+                pattern.push('\\');
+            }
+            pattern.push(character);
+        }
+        pattern.push('*');
+        pattern
+    }
+
+    fn down_until(&self) -> MutexGuard<'_, Option<Instant>> {
+        self.down_until.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn check_not_down(&self) -> Result<(), StoreError> {
+        match *self.down_until() {
+            Some(until) if Instant::now() < until => Err(StoreError::Unavailable(
+                "server marked down after a failed connect; retrying later".to_owned(),
+            )),
+            _ => Ok(()),
+        }
+    }
+
+    fn mark_down(&self) {
+        *self.down_until() = Some(Instant::now() + self.retry_after);
+    }
+
+    fn to_store_error(&self, error: RedisError) -> StoreError {
+        if error.is_timeout() {
+            StoreError::Timeout(self.operation_timeout)
+        } else {
+            StoreError::Unavailable(error.to_string())
+        }
+    }
+
+    /// Runs `command` on the blocking connection, connecting first if needed.
+    fn run_sync<T: FromRedisValue>(&self, command: &Cmd) -> Result<T, StoreError> {
+        self.check_not_down()?;
+        let mut slot = self
+            .sync_connection
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        if slot.is_none() {
+            let connection = self
+                .client
+                .get_connection_with_timeout(self.connect_timeout)
+                .and_then(|connection| {
+                    connection.set_read_timeout(Some(self.operation_timeout))?;
+                    connection.set_write_timeout(Some(self.operation_timeout))?;
+                    Ok(connection)
+                })
+                .map_err(|error| {
+                    self.mark_down();
+                    self.to_store_error(error)
+                })?;
+            *slot = Some(connection);
+        }
+        let connection = slot.as_mut().expect("connected above");
+        command.query(connection).map_err(|error| {
+            // The connection may be half-read after an I/O error or timeout: drop it
+            // and start clean next time.
+            if error.is_io_error() || error.is_timeout() || error.is_connection_dropped() {
+                *slot = None;
+            }
+            self.to_store_error(error)
+        })
+    }
+
+    async fn async_connection(&self) -> Result<ConnectionManager, StoreError> {
+        self.check_not_down()?;
+        if let Some(connection) = self
+            .async_connection
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+        {
+            return Ok(connection);
+        }
+        let config = ConnectionManagerConfig::new()
+            .set_connection_timeout(Some(self.connect_timeout))
+            .set_response_timeout(Some(self.operation_timeout))
+            .set_number_of_retries(1);
+        let connecting = ConnectionManager::new_with_config(self.client.clone(), config);
+        let connection = match tokio::time::timeout(self.connect_timeout * 2, connecting).await {
+            Ok(Ok(connection)) => connection,
+            Ok(Err(error)) => {
+                self.mark_down();
+                return Err(self.to_store_error(error));
+            }
+            Err(_) => {
+                self.mark_down();
+                return Err(StoreError::Timeout(self.connect_timeout));
+            }
+        };
+        *self
+            .async_connection
+            .write()
+            .unwrap_or_else(|e| e.into_inner()) = Some(connection.clone());
+        Ok(connection)
+    }
+
+    /// Runs `command` on the multiplexed, self-reconnecting async connection.
+    async fn run_async<T: FromRedisValue>(&self, command: Cmd) -> Result<T, StoreError> {
+        let mut connection = self.async_connection().await?;
+        match tokio::time::timeout(self.operation_timeout, command.query_async(&mut connection))
+            .await
+        {
+            Ok(result) => result.map_err(|error| self.to_store_error(error)),
+            Err(_) => Err(StoreError::Timeout(self.operation_timeout)),
+        }
+    }
+
+    fn set_command(&self, key: Vec<u8>, value: Vec<u8>, ttl: Option<Duration>) -> Cmd {
+        let mut command = redis::cmd("SET");
+        command.arg(key).arg(value);
+        if let Some(ttl) = ttl {
+            command.arg("PX").arg(ttl.as_millis().max(1) as u64);
+        }
+        command
+    }
+
+    fn scan_command(&self, cursor: u64) -> Cmd {
+        let mut command = redis::cmd("SCAN");
+        command
+            .arg(cursor)
+            .arg("MATCH")
+            .arg(self.namespace_pattern())
+            .arg("COUNT")
+            .arg(500);
+        command
+    }
+}
+
+fn delete_command(keys: Vec<Vec<u8>>) -> Cmd {
+    let mut command = redis::cmd("DEL");
+    command.arg(keys);
+    command
+}
+
+fn decode<V: DeserializeOwned>(bytes: Option<Vec<u8>>) -> Result<Option<V>, StoreError> {
+    bytes
+        .map(|bytes| {
+            rmp_serde::from_slice(&bytes).map_err(|error| StoreError::Corrupt(error.to_string()))
+        })
+        .transpose()
+}
+
+fn encode_value<V: Serialize>(value: &V) -> Result<Vec<u8>, StoreError> {
+    rmp_serde::to_vec(value).map_err(|error| StoreError::Other(Box::new(error)))
+}
+
+impl RedisStoreBuilder {
+    /// The first part of every key, shared by all caches of one application.
+    pub fn prefix(mut self, prefix: impl Into<String>) -> Self {
+        self.prefix = prefix.into();
+        self
+    }
+
+    /// The second part of every key. Defaults to the memoized function's cache name, so
+    /// set it only to share entries between differently named functions.
+    pub fn namespace(mut self, namespace: impl Into<String>) -> Self {
+        self.namespace = Some(namespace.into());
+        self
+    }
+
+    /// How long to wait for a connection to the server.
+    pub fn connect_timeout(mut self, timeout: Duration) -> Self {
+        self.connect_timeout = timeout;
+        self
+    }
+
+    /// How long to wait for one command's answer.
+    pub fn operation_timeout(mut self, timeout: Duration) -> Self {
+        self.operation_timeout = timeout;
+        self
+    }
+
+    /// After a failed connect, how long to answer "unavailable" at once before trying
+    /// again.
+    pub fn retry_after(mut self, delay: Duration) -> Self {
+        self.retry_after = delay;
+        self
+    }
+
+    /// The store. Fails only on an invalid URL: nothing is connected until first use.
+    pub fn build(self) -> Result<RedisStore, StoreError> {
+        let client = redis::Client::open(self.url.as_str()).map_err(|error| {
+            StoreError::Unavailable(format!("invalid Redis URL `{}`: {error}", self.url))
+        })?;
+        Ok(RedisStore {
+            client,
+            prefix: self.prefix,
+            namespace: self.namespace,
+            connect_timeout: self.connect_timeout,
+            operation_timeout: self.operation_timeout,
+            retry_after: self.retry_after,
+            sync_connection: Mutex::new(None),
+            async_connection: RwLock::new(None),
+            down_until: Mutex::new(None),
+        })
+    }
+}
+
+impl<K, V> Store<K, V> for RedisStore
+where
+    K: Serialize + Send + Sync,
+    V: Serialize + DeserializeOwned + Send + Sync,
+{
+    fn get(&self, key: &K) -> Result<Option<V>, StoreError> {
+        let key = self.encode_key(key)?;
+        decode(self.run_sync(redis::cmd("GET").arg(key))?)
+    }
+
+    fn insert(&self, key: K, value: V, ttl: Option<Duration>) -> Result<(), StoreError> {
+        let command = self.set_command(self.encode_key(&key)?, encode_value(&value)?, ttl);
+        self.run_sync(&command)
+    }
+
+    fn remove(&self, key: &K) -> Result<bool, StoreError> {
+        let key = self.encode_key(key)?;
+        Ok(self.run_sync::<u64>(redis::cmd("DEL").arg(key))? > 0)
+    }
+
+    fn clear(&self) -> Result<(), StoreError> {
+        let mut cursor = 0;
+        loop {
+            let (next, keys): (u64, Vec<Vec<u8>>) = self.run_sync(&self.scan_command(cursor))?;
+            if !keys.is_empty() {
+                self.run_sync::<u64>(&delete_command(keys))?;
+            }
+            if next == 0 {
+                return Ok(());
+            }
+            cursor = next;
+        }
+    }
+
+    fn with_namespace(mut self, namespace: &'static str) -> Self {
+        self.namespace.get_or_insert_with(|| namespace.to_owned());
+        self
+    }
+
+    fn get_async(&self, key: &K) -> impl Future<Output = Result<Option<V>, StoreError>> + Send
+    where
+        V: Send,
+    {
+        let key = self.encode_key(key);
+        async move {
+            let mut command = redis::cmd("GET");
+            command.arg(key?);
+            decode(self.run_async(command).await?)
+        }
+    }
+
+    fn insert_async(
+        &self,
+        key: K,
+        value: V,
+        ttl: Option<Duration>,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send {
+        let command = self
+            .encode_key(&key)
+            .and_then(|key| Ok(self.set_command(key, encode_value(&value)?, ttl)));
+        async move { self.run_async(command?).await }
+    }
+
+    fn remove_async(&self, key: &K) -> impl Future<Output = Result<bool, StoreError>> + Send {
+        let key = self.encode_key(key);
+        async move {
+            let mut command = redis::cmd("DEL");
+            command.arg(key?);
+            Ok(self.run_async::<u64>(command).await? > 0)
+        }
+    }
+}
+
+impl std::fmt::Debug for RedisStore {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        formatter
+            .debug_struct("RedisStore")
+            .field(
+                "server",
+                &self.client.get_connection_info().addr().to_string(),
+            )
+            .field("prefix", &self.prefix)
+            .field("namespace", &self.namespace)
+            .field("connect_timeout", &self.connect_timeout)
+            .field("operation_timeout", &self.operation_timeout)
+            .finish_non_exhaustive()
+    }
+}

@@ -1,0 +1,219 @@
+//! `RedisStore` against a real `redis-server` started by the test itself.
+
+#![cfg(feature = "redis")]
+
+mod support;
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, OnceLock};
+use std::thread;
+use std::time::Duration;
+
+use cachemacro_runtime::{memoize, RedisStore, Store};
+use support::RedisServer;
+
+fn store_at(url: &OnceLock<String>) -> RedisStore {
+    RedisStore::builder(url.get().expect("test sets the URL first").as_str())
+        .prefix("tests")
+        .retry_after(Duration::from_millis(100))
+        .build()
+        .expect("valid URL")
+}
+
+fn raw_connection(server: &RedisServer) -> redis::Connection {
+    redis::Client::open(server.url())
+        .unwrap()
+        .get_connection()
+        .unwrap()
+}
+
+static SHARED_URL: OnceLock<String> = OnceLock::new();
+static SHARED_CALLS: AtomicUsize = AtomicUsize::new(0);
+
+#[memoize(ttl = "1h", name = "shared", store = store_at(&SHARED_URL))]
+fn shared_lookup(postcode: &str, radius: u32) -> Vec<String> {
+    SHARED_CALLS.fetch_add(1, Ordering::SeqCst);
+    vec![format!("{postcode}/{radius}")]
+}
+
+#[test]
+fn entries_live_in_redis_and_are_shared_by_every_client() {
+    let server = RedisServer::start();
+    SHARED_URL.set(server.url()).unwrap();
+
+    assert_eq!(shared_lookup("EC1", 15), vec!["EC1/15".to_owned()]);
+    assert_eq!(shared_lookup("EC1", 15), vec!["EC1/15".to_owned()]);
+    assert_eq!(shared_lookup("EC11", 5), vec!["EC11/5".to_owned()]);
+    assert_eq!(SHARED_CALLS.load(Ordering::SeqCst), 2);
+
+    // Another client (another process, in production) reads the same entry.
+    let other = RedisStore::builder(server.url())
+        .prefix("tests")
+        .namespace("shared")
+        .build()
+        .unwrap();
+    let found: Option<Vec<String>> = other.get(&("EC1".to_owned(), 15u32)).unwrap();
+    assert_eq!(found, Some(vec!["EC1/15".to_owned()]));
+
+    // TTL is set with the entry.
+    let keys: Vec<Vec<u8>> = redis::cmd("KEYS")
+        .arg("tests:shared:*")
+        .query(&mut raw_connection(&server))
+        .unwrap();
+    assert_eq!(keys.len(), 2);
+    let ttl_ms: i64 = redis::cmd("PTTL")
+        .arg(&keys[0])
+        .query(&mut raw_connection(&server))
+        .unwrap();
+    assert!(
+        ttl_ms > 3_500_000 && ttl_ms <= 3_600_000,
+        "PTTL was {ttl_ms}"
+    );
+
+    assert!(shared_lookup::invalidate("EC1", 15));
+    assert!(!shared_lookup::invalidate("EC1", 15));
+    shared_lookup::clear();
+    let keys: Vec<Vec<u8>> = redis::cmd("KEYS")
+        .arg("tests:shared:*")
+        .query(&mut raw_connection(&server))
+        .unwrap();
+    assert!(keys.is_empty());
+    assert_eq!(shared_lookup::stats().errors, 0);
+}
+
+static ASYNC_URL: OnceLock<String> = OnceLock::new();
+static ASYNC_CALLS: AtomicUsize = AtomicUsize::new(0);
+
+#[memoize(name = "pages", store = store_at(&ASYNC_URL))]
+async fn page(id: u64) -> String {
+    ASYNC_CALLS.fetch_add(1, Ordering::SeqCst);
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    format!("<h1>{id}</h1>")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn async_callers_share_one_computation_through_redis() {
+    let server = RedisServer::start();
+    ASYNC_URL.set(server.url()).unwrap();
+    let barrier = Arc::new(tokio::sync::Barrier::new(8));
+    let tasks: Vec<_> = (0..8)
+        .map(|_| {
+            let barrier = Arc::clone(&barrier);
+            tokio::spawn(async move {
+                barrier.wait().await;
+                page(312).await
+            })
+        })
+        .collect();
+    for task in tasks {
+        assert_eq!(task.await.unwrap(), "<h1>312</h1>");
+    }
+    assert_eq!(page(312).await, "<h1>312</h1>");
+    assert_eq!(ASYNC_CALLS.load(Ordering::SeqCst), 1);
+    let stats = page::stats();
+    assert_eq!((stats.misses, stats.hits, stats.errors), (1, 8, 0));
+}
+
+static CORRUPT_URL: OnceLock<String> = OnceLock::new();
+static CORRUPT_CALLS: AtomicUsize = AtomicUsize::new(0);
+
+#[memoize(name = "corrupt", store = store_at(&CORRUPT_URL))]
+fn decoded(n: u32) -> (u32, String) {
+    CORRUPT_CALLS.fetch_add(1, Ordering::SeqCst);
+    (n, n.to_string())
+}
+
+#[test]
+fn corrupt_bytes_are_a_miss_that_gets_overwritten() {
+    let server = RedisServer::start();
+    CORRUPT_URL.set(server.url()).unwrap();
+    assert_eq!(decoded(7), (7, "7".to_owned()));
+    let keys: Vec<Vec<u8>> = redis::cmd("KEYS")
+        .arg("tests:corrupt:*")
+        .query(&mut raw_connection(&server))
+        .unwrap();
+    assert_eq!(keys.len(), 1);
+    let _: () = redis::cmd("SET")
+        .arg(&keys[0])
+        .arg(b"\xc1 not messagepack".as_slice())
+        .query(&mut raw_connection(&server))
+        .unwrap();
+
+    assert_eq!(decoded(7), (7, "7".to_owned()));
+    assert_eq!(CORRUPT_CALLS.load(Ordering::SeqCst), 2);
+    // The recomputed value replaced the garbage: the next call hits.
+    assert_eq!(decoded(7), (7, "7".to_owned()));
+    assert_eq!(CORRUPT_CALLS.load(Ordering::SeqCst), 2);
+    let stats = decoded::stats();
+    assert!(stats.errors >= 1, "the corrupt read is counted: {stats:?}");
+    assert_eq!(stats.hits, 1);
+}
+
+static OUTAGE_URL: OnceLock<String> = OnceLock::new();
+static OUTAGE_CALLS: AtomicUsize = AtomicUsize::new(0);
+
+#[memoize(name = "outage", store = store_at(&OUTAGE_URL))]
+fn through_outage(n: u32) -> u32 {
+    OUTAGE_CALLS.fetch_add(1, Ordering::SeqCst);
+    n * 2
+}
+
+#[test]
+fn a_dead_server_never_fails_callers_and_hits_resume_after_restart() {
+    let mut server = RedisServer::start();
+    OUTAGE_URL.set(server.url()).unwrap();
+    assert_eq!(through_outage(1), 2);
+    assert_eq!(through_outage(1), 2);
+    assert_eq!(OUTAGE_CALLS.load(Ordering::SeqCst), 1);
+
+    server.kill();
+    for _ in 0..5 {
+        assert_eq!(through_outage(1), 2);
+    }
+    assert_eq!(OUTAGE_CALLS.load(Ordering::SeqCst), 6);
+    assert!(through_outage::stats().errors >= 5);
+
+    server.restart(); // empty: nothing was persisted
+    thread::sleep(Duration::from_millis(250)); // past retry_after
+    assert_eq!(through_outage(1), 2);
+    let computed = OUTAGE_CALLS.load(Ordering::SeqCst);
+    assert_eq!(through_outage(1), 2);
+    assert_eq!(through_outage(1), 2);
+    assert_eq!(
+        OUTAGE_CALLS.load(Ordering::SeqCst),
+        computed,
+        "hits resumed after the restart"
+    );
+}
+
+static EXPIRY_URL: OnceLock<String> = OnceLock::new();
+static EXPIRY_CALLS: AtomicUsize = AtomicUsize::new(0);
+
+#[memoize(ttl = "200ms", name = "expiry", store = store_at(&EXPIRY_URL))]
+fn short_lived(n: u32) -> u32 {
+    EXPIRY_CALLS.fetch_add(1, Ordering::SeqCst);
+    n
+}
+
+#[test]
+fn redis_expires_entries_after_the_ttl() {
+    let server = RedisServer::start();
+    EXPIRY_URL.set(server.url()).unwrap();
+    short_lived(1);
+    short_lived(1);
+    assert_eq!(EXPIRY_CALLS.load(Ordering::SeqCst), 1);
+    thread::sleep(Duration::from_millis(600));
+    short_lived(1);
+    assert_eq!(EXPIRY_CALLS.load(Ordering::SeqCst), 2);
+}
+
+#[test]
+fn a_server_that_is_not_there_is_an_error_not_a_panic() {
+    let store = RedisStore::builder(format!("redis://127.0.0.1:{}/", support::free_port()))
+        .build()
+        .unwrap();
+    assert!(Store::<u32, u32>::get(&store, &1).is_err());
+    assert!(Store::<u32, u32>::insert(&store, 1, 1, None).is_err());
+    assert!(Store::<u32, u32>::remove(&store, &1).is_err());
+    assert!(RedisStore::open("not a url").is_err());
+}

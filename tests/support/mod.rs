@@ -1,0 +1,98 @@
+//! Real servers for the integration tests: each test starts its own process on a free
+//! loopback port, in a temporary directory, and it is killed when the handle drops.
+
+#![allow(dead_code)] // each test binary uses the part it needs
+
+use std::net::{TcpListener, TcpStream};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::thread;
+use std::time::{Duration, Instant};
+
+/// A `redis-server` process owned by a test.
+pub struct RedisServer {
+    pub port: u16,
+    process: Option<Child>,
+    dir: PathBuf,
+}
+
+impl RedisServer {
+    /// Starts a server on a free port; panics with a clear message if `redis-server` is
+    /// not installed (`scripts/test` installs it).
+    pub fn start() -> RedisServer {
+        let port = free_port();
+        let dir =
+            std::env::temp_dir().join(format!("cachemacro-redis-{}-{port}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("temporary directory");
+        let mut server = RedisServer {
+            port,
+            process: None,
+            dir,
+        };
+        server.restart();
+        server
+    }
+
+    pub fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}/", self.port)
+    }
+
+    /// Kills the server (as a crash would) and waits until the port is closed.
+    pub fn kill(&mut self) {
+        if let Some(mut process) = self.process.take() {
+            let _ = process.kill();
+            let _ = process.wait();
+        }
+    }
+
+    /// Starts the server again on the same port, empty, and waits until it accepts.
+    pub fn restart(&mut self) {
+        self.kill();
+        let process = Command::new("redis-server")
+            .args([
+                "--port",
+                &self.port.to_string(),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+            ])
+            .arg("--dir")
+            .arg(&self.dir)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect(
+                "redis-server must be installed: run scripts/test, or apt-get install redis-server",
+            );
+        self.process = Some(process);
+        wait_for_port(self.port);
+    }
+}
+
+impl Drop for RedisServer {
+    fn drop(&mut self) {
+        self.kill();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|listener| listener.local_addr())
+        .map(|address| address.port())
+        .expect("a free loopback port")
+}
+
+fn wait_for_port(port: u16) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(
+            Instant::now() < deadline,
+            "server on port {port} did not start within 10 s"
+        );
+        thread::sleep(Duration::from_millis(10));
+    }
+}
