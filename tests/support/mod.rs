@@ -79,6 +79,57 @@ impl Drop for RedisServer {
     }
 }
 
+/// A `memcached` process owned by a test.
+pub struct MemcachedServer {
+    pub port: u16,
+    process: Option<Child>,
+}
+
+impl MemcachedServer {
+    pub fn start() -> MemcachedServer {
+        let port = free_port();
+        let process = Command::new("memcached")
+            .args([
+                "-l",
+                "127.0.0.1",
+                "-p",
+                &port.to_string(),
+                "-U",
+                "0",
+                "-m",
+                "16",
+                "-u",
+                "root",
+            ])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("memcached must be installed: run scripts/test, or apt-get install memcached");
+        wait_for_port(port);
+        MemcachedServer {
+            port,
+            process: Some(process),
+        }
+    }
+
+    pub fn address(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
+    }
+
+    pub fn kill(&mut self) {
+        if let Some(mut process) = self.process.take() {
+            let _ = process.kill();
+            let _ = process.wait();
+        }
+    }
+}
+
+impl Drop for MemcachedServer {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
 pub fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
         .and_then(|listener| listener.local_addr())

@@ -1,0 +1,421 @@
+//! [`MemcachedStore`]: a pool over independent memcached servers, sharded by ketama.
+//!
+//! As in the seed article, the servers never talk to each other: the client hashes each
+//! key onto a consistent-hashing ring ([`super::ketama`]) to pick its server, so adding a
+//! server scales the cache horizontally and moves only about 1/N of the keys. The wire
+//! protocol is the `memcache` crate's, one small connection pool per server.
+//!
+//! A server that fails to connect is marked down for `retry_after`: its keys are not
+//! re-routed to the others (that would leave stale copies behind when it returns) but
+//! fall through to computing at once. It rejoins by itself on the first call after the
+//! back-off.
+
+use std::future::Future;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use md5::{Digest, Md5};
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+
+use super::ketama::KetamaRing;
+use crate::{Store, StoreError};
+
+/// Memcached refuses longer keys.
+const MAX_KEY_LEN: usize = 250;
+/// Memcached reads an expiry above 30 days as a Unix timestamp.
+const MAX_RELATIVE_EXPIRY: u64 = 30 * 24 * 3600;
+
+/// A [`Store`] sharded over memcached servers by consistent hashing.
+///
+/// ```no_run
+/// use cachemacro_runtime::{memoize, MemcachedStore};
+///
+/// fn memcached_pool() -> MemcachedStore {
+///     MemcachedStore::builder(["10.0.0.1:11211", "10.0.0.2:11211", "10.0.0.3:11211"])
+///         .prefix("bookshop")
+///         .build()
+/// }
+///
+/// #[memoize(ttl = "15m", store = memcached_pool())]
+/// fn nearby_stores(postcode: &str, radius: u32) -> Vec<String> {
+///     vec![format!("{postcode} within {radius} km")]
+/// }
+/// # let _ = nearby_stores("EC1A 1BB", 5);
+/// ```
+pub struct MemcachedStore {
+    servers: Vec<Arc<Server>>,
+    ring: KetamaRing,
+    prefix: String,
+    namespace: Option<String>,
+    settings: Settings,
+}
+
+/// Settings of a [`MemcachedStore`]; from [`MemcachedStore::builder`].
+///
+/// ```
+/// use std::time::Duration;
+/// use cachemacro_runtime::MemcachedStore;
+///
+/// let store = MemcachedStore::builder(["127.0.0.1:11211"])
+///     .prefix("bookshop")
+///     .connect_timeout(Duration::from_millis(100))
+///     .operation_timeout(Duration::from_millis(200))
+///     .pool_size(8)
+///     .build(); // connects lazily, on first use
+/// assert_eq!(store.server_count(), 1);
+/// ```
+#[derive(Debug, Clone)]
+pub struct MemcachedStoreBuilder {
+    servers: Vec<String>,
+    prefix: String,
+    namespace: Option<String>,
+    settings: Settings,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Settings {
+    connect_timeout: Duration,
+    operation_timeout: Duration,
+    retry_after: Duration,
+    pool_size: u32,
+}
+
+struct Server {
+    address: String,
+    client: Mutex<Option<Arc<memcache::Client>>>,
+    down_until: Mutex<Option<Instant>>,
+}
+
+impl MemcachedStore {
+    /// Settings for a pool over `servers`, each `host:port`: prefix `cachemacro`, connect
+    /// timeout 50 ms, operation timeout 100 ms, retry after 1 s, 4 connections a server.
+    pub fn builder<S: Into<String>>(servers: impl IntoIterator<Item = S>) -> MemcachedStoreBuilder {
+        MemcachedStoreBuilder {
+            servers: servers.into_iter().map(Into::into).collect(),
+            prefix: "cachemacro".to_owned(),
+            namespace: None,
+            settings: Settings {
+                connect_timeout: Duration::from_millis(50),
+                operation_timeout: Duration::from_millis(100),
+                retry_after: Duration::from_secs(1),
+                pool_size: 4,
+            },
+        }
+    }
+
+    /// How many servers the pool shards over.
+    pub fn server_count(&self) -> usize {
+        self.servers.len()
+    }
+
+    /// The `host:port` of the server that holds `key` of this store's namespace.
+    pub fn server_for<K: Serialize>(&self, key: &K) -> Option<&str> {
+        let key = self.encode_key(key).ok()?;
+        let index = self.ring.server_for(key.as_bytes())?;
+        Some(&self.servers[index].address)
+    }
+
+    /// The memcached key: `prefix:namespace:` and the hex of the MessagePack-encoded key,
+    /// or, when that is too long or not plain ASCII, a fixed-length MD5 of it.
+    fn encode_key<K: Serialize>(&self, key: &K) -> Result<String, StoreError> {
+        let bytes = rmp_serde::to_vec(key).map_err(|error| StoreError::Other(Box::new(error)))?;
+        let namespace = self.namespace.as_deref().unwrap_or("default");
+        let mut text = format!("{}:{namespace}:", self.prefix);
+        for byte in &bytes {
+            text.push_str(&format!("{byte:02x}"));
+        }
+        if text.len() > MAX_KEY_LEN || !text.bytes().all(|b| b.is_ascii_graphic()) {
+            let digest = Md5::digest(text.as_bytes());
+            text = String::from("cachemacro:md5:");
+            for byte in digest.iter() {
+                text.push_str(&format!("{byte:02x}"));
+            }
+        }
+        Ok(text)
+    }
+
+    /// The server owning `key`, and a connected client for it.
+    fn route(&self, key: &str) -> Result<(Arc<Server>, Arc<memcache::Client>), StoreError> {
+        let index = self
+            .ring
+            .server_for(key.as_bytes())
+            .ok_or_else(|| StoreError::Unavailable("no memcached servers configured".to_owned()))?;
+        let server = Arc::clone(&self.servers[index]);
+        let client = server.client(&self.settings)?;
+        Ok((server, client))
+    }
+
+    fn run<T>(
+        &self,
+        key: &str,
+        operation: impl FnOnce(&memcache::Client, &str) -> Result<T, memcache::MemcacheError>,
+    ) -> Result<T, StoreError> {
+        let (server, client) = self.route(key)?;
+        server.finish(operation(&client, key), self.settings.operation_timeout)
+    }
+
+    /// Runs blocking memcached I/O off the async executor's threads when there is one.
+    fn run_async<T: Send + 'static>(
+        &self,
+        key: Result<String, StoreError>,
+        operation: impl FnOnce(&memcache::Client, &str) -> Result<T, memcache::MemcacheError>
+            + Send
+            + 'static,
+    ) -> impl Future<Output = Result<T, StoreError>> + Send {
+        let prepared = key.and_then(|key| Ok((self.route(&key)?, key)));
+        let timeout = self.settings.operation_timeout;
+        async move {
+            let ((server, client), key) = prepared?;
+            let blocking = move || server.finish(operation(&client, &key), timeout);
+            match tokio::runtime::Handle::try_current() {
+                Ok(runtime) => runtime
+                    .spawn_blocking(blocking)
+                    .await
+                    .map_err(|error| StoreError::Other(Box::new(error)))?,
+                Err(_) => blocking(),
+            }
+        }
+    }
+}
+
+impl Server {
+    fn client(&self, settings: &Settings) -> Result<Arc<memcache::Client>, StoreError> {
+        let mut down_until = self.down_until.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(until) = *down_until {
+            if Instant::now() < until {
+                return Err(StoreError::Unavailable(format!(
+                    "memcached server {} marked down; retrying later",
+                    self.address
+                )));
+            }
+        }
+        let mut client = self.client.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(client) = client.as_ref() {
+            return Ok(Arc::clone(client));
+        }
+        let url = format!(
+            "memcache://{}?timeout={}&tcp_nodelay=true",
+            self.address,
+            settings.operation_timeout.as_secs_f64()
+        );
+        let connected = memcache::Client::builder()
+            .add_server(url)
+            .and_then(|builder| {
+                builder
+                    .with_max_pool_size(settings.pool_size)
+                    .with_min_idle_conns(1)
+                    .with_connection_timeout(settings.connect_timeout)
+                    .build()
+            })
+            .map(Arc::new);
+        match connected {
+            Ok(connected) => {
+                *down_until = None;
+                *client = Some(Arc::clone(&connected));
+                Ok(connected)
+            }
+            Err(error) => {
+                *down_until = Some(Instant::now() + settings.retry_after);
+                Err(StoreError::Unavailable(format!(
+                    "memcached server {}: {error}",
+                    self.address
+                )))
+            }
+        }
+    }
+
+    /// Maps the client's error, forgetting the pool after a failure so that the next
+    /// call reconnects instead of reusing a half-read connection.
+    fn finish<T>(
+        &self,
+        result: Result<T, memcache::MemcacheError>,
+        timeout: Duration,
+    ) -> Result<T, StoreError> {
+        result.map_err(|error| {
+            *self.client.lock().unwrap_or_else(|e| e.into_inner()) = None;
+            to_store_error(error, timeout)
+        })
+    }
+}
+
+fn to_store_error(error: memcache::MemcacheError, timeout: Duration) -> StoreError {
+    match error {
+        memcache::MemcacheError::IOError(io)
+            if io.kind() == std::io::ErrorKind::WouldBlock
+                || io.kind() == std::io::ErrorKind::TimedOut =>
+        {
+            StoreError::Timeout(timeout)
+        }
+        other => StoreError::Unavailable(other.to_string()),
+    }
+}
+
+/// Memcached's expiry field: seconds (at least 1) up to 30 days, a Unix time beyond.
+fn expiry_field(ttl: Option<Duration>) -> u32 {
+    let Some(ttl) = ttl else { return 0 };
+    let seconds = ttl.as_millis().div_ceil(1000).max(1) as u64;
+    if seconds <= MAX_RELATIVE_EXPIRY {
+        return seconds as u32;
+    }
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    u32::try_from(now + seconds).unwrap_or(u32::MAX)
+}
+
+fn decode<V: DeserializeOwned>(bytes: Option<Vec<u8>>) -> Result<Option<V>, StoreError> {
+    bytes
+        .map(|bytes| {
+            rmp_serde::from_slice(&bytes).map_err(|error| StoreError::Corrupt(error.to_string()))
+        })
+        .transpose()
+}
+
+fn encode_value<V: Serialize>(value: &V) -> Result<Vec<u8>, StoreError> {
+    rmp_serde::to_vec(value).map_err(|error| StoreError::Other(Box::new(error)))
+}
+
+impl MemcachedStoreBuilder {
+    /// The first part of every key, shared by all caches of one application.
+    pub fn prefix(mut self, prefix: impl Into<String>) -> Self {
+        self.prefix = prefix.into();
+        self
+    }
+
+    /// The second part of every key; defaults to the memoized function's cache name.
+    pub fn namespace(mut self, namespace: impl Into<String>) -> Self {
+        self.namespace = Some(namespace.into());
+        self
+    }
+
+    /// How long to wait for a connection to one server.
+    pub fn connect_timeout(mut self, timeout: Duration) -> Self {
+        self.settings.connect_timeout = timeout;
+        self
+    }
+
+    /// How long to wait for one operation's answer.
+    pub fn operation_timeout(mut self, timeout: Duration) -> Self {
+        self.settings.operation_timeout = timeout;
+        self
+    }
+
+    /// How long a server that failed to connect is skipped before it is tried again.
+    pub fn retry_after(mut self, delay: Duration) -> Self {
+        self.settings.retry_after = delay;
+        self
+    }
+
+    /// Connections kept per server.
+    pub fn pool_size(mut self, connections: u32) -> Self {
+        self.settings.pool_size = connections.max(1);
+        self
+    }
+
+    /// The store. Nothing is connected until a key routes to a server.
+    pub fn build(self) -> MemcachedStore {
+        MemcachedStore {
+            ring: KetamaRing::new(&self.servers),
+            servers: self
+                .servers
+                .into_iter()
+                .map(|address| {
+                    Arc::new(Server {
+                        address,
+                        client: Mutex::new(None),
+                        down_until: Mutex::new(None),
+                    })
+                })
+                .collect(),
+            prefix: self.prefix,
+            namespace: self.namespace,
+            settings: self.settings,
+        }
+    }
+}
+
+impl<K, V> Store<K, V> for MemcachedStore
+where
+    K: Serialize + Send + Sync,
+    V: Serialize + DeserializeOwned + Send + Sync,
+{
+    fn get(&self, key: &K) -> Result<Option<V>, StoreError> {
+        let key = self.encode_key(key)?;
+        decode(self.run(&key, |client, key| client.get::<Vec<u8>>(key))?)
+    }
+
+    fn insert(&self, key: K, value: V, ttl: Option<Duration>) -> Result<(), StoreError> {
+        let key = self.encode_key(&key)?;
+        let value = encode_value(&value)?;
+        self.run(&key, |client, key| {
+            client.set(key, value.as_slice(), expiry_field(ttl))
+        })
+    }
+
+    fn remove(&self, key: &K) -> Result<bool, StoreError> {
+        let key = self.encode_key(key)?;
+        self.run(&key, |client, key| client.delete(key))
+    }
+
+    /// Memcached cannot list keys, and `flush_all` would wipe other applications'
+    /// entries too; clearing one namespace needs versioned keys, which are not built yet.
+    fn clear(&self) -> Result<(), StoreError> {
+        Err(StoreError::Unavailable(
+            "MemcachedStore cannot clear one namespace yet; entries expire with their ttl"
+                .to_owned(),
+        ))
+    }
+
+    fn with_namespace(mut self, namespace: &'static str) -> Self {
+        self.namespace.get_or_insert_with(|| namespace.to_owned());
+        self
+    }
+
+    fn get_async(&self, key: &K) -> impl Future<Output = Result<Option<V>, StoreError>> + Send
+    where
+        V: Send,
+    {
+        let fetched = self.run_async(self.encode_key(key), |client, key| {
+            client.get::<Vec<u8>>(key)
+        });
+        async move { decode(fetched.await?) }
+    }
+
+    fn insert_async(
+        &self,
+        key: K,
+        value: V,
+        ttl: Option<Duration>,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send {
+        let (key, value) = match (self.encode_key(&key), encode_value(&value)) {
+            (Ok(key), Ok(value)) => (Ok(key), value),
+            (Err(error), _) | (_, Err(error)) => (Err(error), Vec::new()),
+        };
+        self.run_async(key, move |client, key| {
+            client.set(key, value.as_slice(), expiry_field(ttl))
+        })
+    }
+
+    fn remove_async(&self, key: &K) -> impl Future<Output = Result<bool, StoreError>> + Send {
+        self.run_async(self.encode_key(key), |client, key| client.delete(key))
+    }
+}
+
+impl std::fmt::Debug for MemcachedStore {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        formatter
+            .debug_struct("MemcachedStore")
+            .field(
+                "servers",
+                &self
+                    .servers
+                    .iter()
+                    .map(|s| s.address.as_str())
+                    .collect::<Vec<_>>(),
+            )
+            .field("prefix", &self.prefix)
+            .field("namespace", &self.namespace)
+            .finish_non_exhaustive()
+    }
+}

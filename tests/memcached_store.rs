@@ -1,0 +1,86 @@
+//! `MemcachedStore` against three real `memcached` servers started by the test.
+
+#![cfg(feature = "memcached")]
+
+mod support;
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::OnceLock;
+use std::time::Duration;
+
+use cachemacro_runtime::{memoize, MemcachedStore, Store};
+use support::MemcachedServer;
+
+static SERVERS: OnceLock<Vec<String>> = OnceLock::new();
+
+fn pool() -> MemcachedStore {
+    MemcachedStore::builder(SERVERS.get().expect("servers started first").clone())
+        .prefix("tests")
+        .retry_after(Duration::from_secs(30))
+        .build()
+}
+
+static CALLS: AtomicUsize = AtomicUsize::new(0);
+
+#[memoize(ttl = "15m", name = "books", store = pool())]
+fn title(id: u32) -> String {
+    CALLS.fetch_add(1, Ordering::SeqCst);
+    format!("book {id}")
+}
+
+#[test]
+fn keys_spread_over_the_servers_and_a_dead_one_only_costs_recomputation() {
+    let mut servers: Vec<MemcachedServer> = (0..3).map(|_| MemcachedServer::start()).collect();
+    SERVERS
+        .set(servers.iter().map(MemcachedServer::address).collect())
+        .unwrap();
+
+    // Every key is stored once and then hit.
+    for id in 0..300 {
+        assert_eq!(title(id), format!("book {id}"));
+    }
+    for id in 0..300 {
+        assert_eq!(title(id), format!("book {id}"));
+    }
+    assert_eq!(CALLS.load(Ordering::SeqCst), 300);
+    assert_eq!(title::stats().errors, 0);
+
+    // The ring spreads keys over all three servers within 15% of even (counted over
+    // 30 000 keys: 300 are too few for a tight bound).
+    let probe = MemcachedStore::builder(SERVERS.get().unwrap().clone())
+        .namespace("books")
+        .prefix("tests")
+        .build();
+    let mut per_server: HashMap<String, usize> = HashMap::new();
+    for id in 0..30_000u32 {
+        *per_server
+            .entry(probe.server_for(&(id,)).unwrap().to_owned())
+            .or_default() += 1;
+    }
+    assert_eq!(per_server.len(), 3);
+    for count in per_server.values() {
+        assert!(
+            (8_500..=11_500).contains(count),
+            "uneven spread: {per_server:?}"
+        );
+    }
+
+    // Another client reads what the memoized function stored.
+    let stored: Option<String> = probe.get(&(7u32,)).unwrap();
+    assert_eq!(stored, Some("book 7".to_owned()));
+
+    // Kill one server: callers still get correct values; only its keys are recomputed.
+    let dead = servers.remove(0);
+    let dead_address = dead.address();
+    drop(dead);
+    let on_dead = (0..300)
+        .filter(|id| probe.server_for(&(*id,)) == Some(dead_address.as_str()))
+        .count();
+    assert!(on_dead > 0);
+    for id in 0..300 {
+        assert_eq!(title(id), format!("book {id}"));
+    }
+    assert_eq!(CALLS.load(Ordering::SeqCst), 300 + on_dead);
+    assert!(title::stats().errors >= on_dead as u64);
+}
