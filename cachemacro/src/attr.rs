@@ -3,13 +3,17 @@
 use proc_macro2::{Span, TokenStream};
 use syn::ext::IdentExt;
 use syn::meta::ParseNestedMeta;
-use syn::parse::Parser;
+use syn::parse::{Parse, Parser};
 use syn::punctuated::Punctuated;
-use syn::{Error, Expr, Ident, Lit, LitBool, LitInt, LitStr, Path, Token};
+use syn::{token, Error, Expr, Ident, LitBool, LitInt, LitStr, Path, Token};
 
-use crate::duration::parse_duration_lit;
+use crate::duration::{parse_duration_lit, DURATION_ACCEPTED};
 
 const OPTIONS: &str = "ttl, tti, capacity, key, ignore, name, cache_err, cache_if, store, crate";
+const CAPACITY_ACCEPTED: &str =
+    "expected a positive integer number of entries, like `capacity = 10_000`";
+const CRATE_ACCEPTED: &str =
+    "expected the path of the runtime crate as a string, like `crate = \"my_cache_runtime\"`";
 
 /// An option's value and where it was written, for errors that point at it.
 pub(crate) struct Spanned<T> {
@@ -59,7 +63,11 @@ impl MemoizeArgs {
     }
 
     fn parse_option(&mut self, meta: &ParseNestedMeta) -> syn::Result<()> {
-        let span = meta.path.segments.first().map_or_else(Span::call_site, |s| s.ident.span());
+        let span = meta
+            .path
+            .segments
+            .first()
+            .map_or_else(Span::call_site, |s| s.ident.span());
         let name = meta
             .path
             .get_ident()
@@ -67,13 +75,13 @@ impl MemoizeArgs {
             .unwrap_or_default();
         match name.as_str() {
             "ttl" => set_once(&mut self.ttl, "ttl", span, || {
-                parse_duration_lit("ttl", &meta.value()?.parse::<Lit>()?)
+                parse_duration_lit("ttl", &option_value(meta, "ttl", span, DURATION_ACCEPTED)?)
             }),
             "tti" => set_once(&mut self.tti, "tti", span, || {
-                parse_duration_lit("tti", &meta.value()?.parse::<Lit>()?)
+                parse_duration_lit("tti", &option_value(meta, "tti", span, DURATION_ACCEPTED)?)
             }),
             "capacity" => set_once(&mut self.capacity, "capacity", span, || {
-                let lit: LitInt = meta.value()?.parse()?;
+                let lit: LitInt = option_value(meta, "capacity", span, CAPACITY_ACCEPTED)?;
                 match lit.base10_parse::<usize>() {
                     Ok(0) | Err(_) => Err(Error::new(
                         lit.span(),
@@ -82,8 +90,21 @@ impl MemoizeArgs {
                     Ok(entries) => Ok(entries),
                 }
             }),
-            "key" => set_once(&mut self.key, "key", span, || meta.value()?.parse()),
+            "key" => set_once(&mut self.key, "key", span, || {
+                expression_value(
+                    meta,
+                    "key",
+                    span,
+                    "expected an expression over the arguments, like `key = user.id`",
+                )
+            }),
             "ignore" => set_once(&mut self.ignore, "ignore", span, || {
+                if !meta.input.peek(token::Paren) {
+                    return Err(Error::new(
+                        span,
+                        "`ignore` takes the names of the arguments to leave out of the key, like `ignore(db)`",
+                    ));
+                }
                 let content;
                 syn::parenthesized!(content in meta.input);
                 let names = Punctuated::<Ident, Token![,]>::parse_terminated_with(
@@ -91,26 +112,51 @@ impl MemoizeArgs {
                     Ident::parse_any,
                 )?;
                 if names.is_empty() {
-                    return Err(Error::new(span, "`ignore(..)` needs at least one argument name, like `ignore(db)`"));
+                    return Err(Error::new(
+                        span,
+                        "`ignore(..)` needs at least one argument name, like `ignore(db)`",
+                    ));
                 }
                 Ok(names.into_iter().collect())
             }),
             "name" => set_once(&mut self.name, "name", span, || {
-                let lit: LitStr = meta.value()?.parse()?;
+                let lit: LitStr = option_value(
+                    meta,
+                    "name",
+                    span,
+                    "expected a string, like `name = \"geo.nearby_stores\"`",
+                )?;
                 if lit.value().is_empty() {
                     return Err(Error::new(lit.span(), "`name` must not be empty"));
                 }
                 Ok(lit)
             }),
             "cache_err" => set_once(&mut self.cache_err, "cache_err", span, || {
-                Ok(meta.value()?.parse::<LitBool>()?.value)
+                Ok(
+                    option_value::<LitBool>(meta, "cache_err", span, "expected `true` or `false`")?
+                        .value,
+                )
             }),
-            "cache_if" => set_once(&mut self.cache_if, "cache_if", span, || meta.value()?.parse()),
-            "store" => set_once(&mut self.store, "store", span, || meta.value()?.parse()),
+            "cache_if" => set_once(&mut self.cache_if, "cache_if", span, || {
+                expression_value(
+                    meta,
+                    "cache_if",
+                    span,
+                    "expected a predicate on the result, like `cache_if = |found: &Vec<u32>| !found.is_empty()`",
+                )
+            }),
+            "store" => set_once(&mut self.store, "store", span, || {
+                expression_value(
+                    meta,
+                    "store",
+                    span,
+                    "expected a store, like `store = MemoryStore::builder().build()`",
+                )
+            }),
             "crate" => set_once(&mut self.krate, "crate", span, || {
-                let lit: LitStr = meta.value()?.parse()?;
+                let lit: LitStr = option_value(meta, "crate", span, CRATE_ACCEPTED)?;
                 lit.parse::<Path>().map_err(|_| {
-                    Error::new(lit.span(), "`crate` must be a path, like `crate = \"my_cache_runtime\"`")
+                    Error::new(lit.span(), format!("invalid `crate`: {CRATE_ACCEPTED}"))
                 })
             }),
             _ => Err(Error::new_spanned(
@@ -180,7 +226,42 @@ impl MemoizeArgs {
     }
 }
 
-fn set_once<T>(
+/// The literal after `option =`. When it is missing or of another kind, the error says
+/// what is `expected` instead of syn's bare "expected `=`" or "expected integer literal".
+fn option_value<T: Parse>(
+    meta: &ParseNestedMeta,
+    option: &str,
+    span: Span,
+    expected: &str,
+) -> syn::Result<T> {
+    if !meta.input.peek(Token![=]) {
+        return Err(Error::new(
+            span,
+            format!("`{option}` needs a value: {expected}"),
+        ));
+    }
+    meta.value()?
+        .parse()
+        .map_err(|error| Error::new(error.span(), format!("invalid `{option}`: {expected}")))
+}
+
+/// The expression after `option =`; a malformed expression keeps syn's own error.
+fn expression_value(
+    meta: &ParseNestedMeta,
+    option: &str,
+    span: Span,
+    expected: &str,
+) -> syn::Result<Expr> {
+    if !meta.input.peek(Token![=]) {
+        return Err(Error::new(
+            span,
+            format!("`{option}` needs a value: {expected}"),
+        ));
+    }
+    meta.value()?.parse()
+}
+
+pub(crate) fn set_once<T>(
     slot: &mut Option<Spanned<T>>,
     option: &str,
     span: Span,
@@ -189,7 +270,10 @@ fn set_once<T>(
     if slot.is_some() {
         // Still consume the value so that the error is about the duplicate alone.
         let _ = parse();
-        return Err(Error::new(span, format!("duplicate `{option}` option; give it once")));
+        return Err(Error::new(
+            span,
+            format!("duplicate `{option}` option; give it once"),
+        ));
     }
     *slot = Some(Spanned {
         value: parse()?,
@@ -205,7 +289,7 @@ pub(crate) fn combine(errors: &mut Option<Error>, error: Error) {
     }
 }
 
-fn path_text(path: &Path) -> String {
+pub(crate) fn path_text(path: &Path) -> String {
     path.segments
         .iter()
         .map(|segment| segment.ident.to_string())

@@ -3,26 +3,41 @@
 //! Parsed at compile time so that a typo is a compile error on the literal, never a
 //! panic on the first call.
 
+use quote::ToTokens;
 use syn::{Error, Lit};
 
-const ACCEPTED: &str =
+pub(crate) const DURATION_ACCEPTED: &str =
     "expected a duration like \"15m\", \"1h30m\" or \"500ms\" (units: ms, s, m, h, d), or an integer number of seconds";
 
 /// A duration in milliseconds, read from a string or integer literal.
 pub(crate) fn parse_duration_lit(option: &str, lit: &Lit) -> syn::Result<u64> {
     let millis = match lit {
         Lit::Str(text) => parse_duration(&text.value()).map_err(|why| {
-            Error::new(text.span(), format!("invalid `{option}` {why}: {ACCEPTED}"))
+            Error::new(
+                text.span(),
+                format!("invalid `{option}` {why}: {DURATION_ACCEPTED}"),
+            )
         })?,
         Lit::Int(seconds) => seconds
             .base10_parse::<u64>()
             .ok()
             .and_then(|seconds| seconds.checked_mul(1000))
-            .ok_or_else(|| Error::new(seconds.span(), format!("`{option}` is too large")))?,
+            .ok_or_else(|| {
+                Error::new(
+                    seconds.span(),
+                    format!(
+                        "`{option}` of {seconds} seconds is too large; the most is {} seconds",
+                        u64::MAX / 1000
+                    ),
+                )
+            })?,
         other => {
             return Err(Error::new(
                 other.span(),
-                format!("invalid `{option}`: {ACCEPTED}"),
+                format!(
+                    "invalid `{option}` `{}`: {DURATION_ACCEPTED}",
+                    other.to_token_stream()
+                ),
             ))
         }
     };
@@ -46,7 +61,10 @@ pub(crate) fn parse_duration(text: &str) -> Result<u64, String> {
     let mut total: u64 = 0;
     let mut rest = text.trim();
     while !rest.is_empty() {
-        let digits = rest.len() - rest.trim_start_matches(|c: char| c.is_ascii_digit() || c == '_').len();
+        let digits = rest.len()
+            - rest
+                .trim_start_matches(|c: char| c.is_ascii_digit() || c == '_')
+                .len();
         if digits == 0 {
             return Err(format!("`{text}`: expected a number before `{rest}`"));
         }
@@ -55,7 +73,10 @@ pub(crate) fn parse_duration(text: &str) -> Result<u64, String> {
             .parse()
             .map_err(|_| format!("`{text}`: number too large"))?;
         rest = &rest[digits..];
-        let unit_len = rest.len() - rest.trim_start_matches(|c: char| c.is_ascii_alphabetic()).len();
+        let unit_len = rest.len()
+            - rest
+                .trim_start_matches(|c: char| c.is_ascii_alphabetic())
+                .len();
         let unit = &rest[..unit_len];
         let millis_per_unit = match unit {
             "ms" => 1,
@@ -92,9 +113,13 @@ mod tests {
     #[test]
     fn rejects_what_it_cannot_read() {
         assert!(parse_duration("").is_err());
-        assert!(parse_duration("15x").unwrap_err().contains("unknown unit `x`"));
+        assert!(parse_duration("15x")
+            .unwrap_err()
+            .contains("unknown unit `x`"));
         assert!(parse_duration("15").unwrap_err().contains("no unit"));
-        assert!(parse_duration("m").unwrap_err().contains("expected a number"));
+        assert!(parse_duration("m")
+            .unwrap_err()
+            .contains("expected a number"));
         assert!(parse_duration("99999999999999999999d").is_err());
     }
 }

@@ -7,21 +7,18 @@
 
 use proc_macro2::{Span, TokenStream};
 use quote::{format_ident, quote, quote_spanned, ToTokens};
-use syn::{ItemFn, Visibility};
+use syn::spanned::Spanned;
+use syn::{Item, ItemFn, ReturnType, Visibility};
 
 use crate::attr::MemoizeArgs;
-use crate::key::KeyPlan;
+use crate::key::{respan, KeyPlan};
 use crate::signature::FnShape;
 
 pub(crate) fn memoize(attr: TokenStream, item: TokenStream) -> TokenStream {
     let function: ItemFn = match syn::parse2(item.clone()) {
         Ok(function) => function,
         Err(_) => {
-            let error = syn::Error::new(
-                Span::call_site(),
-                "#[memoize] applies to a function or method with a body",
-            );
-            let error = error.to_compile_error();
+            let error = not_a_function(&item).to_compile_error();
             return quote!(#error #item);
         }
     };
@@ -32,6 +29,35 @@ pub(crate) fn memoize(attr: TokenStream, item: TokenStream) -> TokenStream {
             quote!(#error #function)
         }
     }
+}
+
+/// The error for an item that is not a function with a body, on its kind and name
+/// (`struct Lookup`) rather than on the attribute.
+fn not_a_function(item: &TokenStream) -> syn::Error {
+    const ACCEPTED: &str = "#[memoize] applies to a function or method with a body";
+    let (found, head) = match syn::parse2::<Item>(item.clone()) {
+        Ok(Item::Struct(item)) => ("a struct", named(item.struct_token, &item.ident)),
+        Ok(Item::Enum(item)) => ("an enum", named(item.enum_token, &item.ident)),
+        Ok(Item::Union(item)) => ("a union", named(item.union_token, &item.ident)),
+        Ok(Item::Trait(item)) => (
+            "a trait; put it on the methods that have a body",
+            named(item.trait_token, &item.ident),
+        ),
+        Ok(Item::Impl(item)) => (
+            "an impl block; put it on the methods inside",
+            item.impl_token.into_token_stream(),
+        ),
+        Ok(Item::Mod(item)) => ("a module", named(item.mod_token, &item.ident)),
+        Ok(Item::Const(item)) => ("a constant", named(item.const_token, &item.ident)),
+        Ok(Item::Static(item)) => ("a static", named(item.static_token, &item.ident)),
+        Ok(Item::Type(item)) => ("a type alias", named(item.type_token, &item.ident)),
+        _ => return syn::Error::new(Span::call_site(), ACCEPTED),
+    };
+    syn::Error::new_spanned(head, format!("{ACCEPTED}, not to {found}"))
+}
+
+fn named(keyword: impl ToTokens, ident: &syn::Ident) -> TokenStream {
+    quote!(#keyword #ident)
 }
 
 fn expand(attr: TokenStream, function: &ItemFn) -> syn::Result<TokenStream> {
@@ -71,7 +97,12 @@ fn memoized_fn(
     slot: &TokenStream,
     rt: &TokenStream,
 ) -> TokenStream {
-    let ItemFn { attrs, vis, sig, block } = function;
+    let ItemFn {
+        attrs,
+        vis,
+        sig,
+        block,
+    } = function;
     let output = &shape.output;
     let key_expr = &key.expr;
     let name = match &args.name {
@@ -98,11 +129,30 @@ fn memoized_fn(
     };
     let policy = value_policy(shape, args, rt);
     let call = if sig.asyncness.is_some() {
+        // Spanned on the declared return type, so that rustc's "return type inferred to be
+        // `T` here" points at it.
+        let output_span = match &sig.output {
+            ReturnType::Type(_, ty) => ty.span(),
+            ReturnType::Default => Span::call_site(),
+        };
+        let rt_here = respan(rt, output_span);
+        let pin_output = quote_spanned! {output_span=>
+            return #rt_here::__private::unreachable_output::<#output>();
+        };
         quote! {
             #rt::__private::Memoized::get_or_compute_async(
                 __cachemacro_cache,
                 __cachemacro_key,
-                #rt::__private::async_body::<#output, _>(async move #block),
+                #rt::__private::async_body::<#output, _>(async move {
+                    // An async block cannot declare its output type, and rustc does not
+                    // infer it from `async_body`'s bound: this never-taken `return` fixes
+                    // it before the body is checked, so a `return` or tail expression of
+                    // the wrong type is reported in the user's body, not on the attribute.
+                    if false {
+                        #pin_output
+                    }
+                    #block
+                }),
                 &__cachemacro_policy,
             )
             .await
@@ -175,21 +225,29 @@ fn value_policy(shape: &FnShape, args: &MemoizeArgs, rt: &TokenStream) -> TokenS
 
 fn millis_option(millis: Option<u64>, rt: &TokenStream) -> TokenStream {
     match millis {
-        Some(millis) => quote!(#rt::__private::Some(#rt::__private::Duration::from_millis(#millis))),
+        Some(millis) => {
+            quote!(#rt::__private::Some(#rt::__private::Duration::from_millis(#millis)))
+        }
         None => quote!(#rt::__private::None),
     }
 }
 
 /// A free function `f` gets a module `f` holding its cache slot and companions.
-fn module_companions(function: &ItemFn, shape: &FnShape, key: &KeyPlan, rt: &TokenStream) -> TokenStream {
+fn module_companions(
+    function: &ItemFn,
+    shape: &FnShape,
+    key: &KeyPlan,
+    rt: &TokenStream,
+) -> TokenStream {
     let vis = &function.vis;
     let inner_vis = companion_visibility(vis);
     let ident = &shape.sig.ident;
     let where_clause = &shape.sig.generics.where_clause;
     let generics = &shape.sig.generics;
     let companion_args = &key.companion_args;
-    let key_expr = &key.expr;
-    let module_doc = format!("Cache companions of [`{ident}`](fn@{ident}), generated by `#[memoize]`.");
+    let key_expr = &key.companion_expr;
+    let module_doc =
+        format!("Cache companions of [`{ident}`](fn@{ident}), generated by `#[memoize]`.");
     quote! {
         #[doc = #module_doc]
         #vis mod #ident {
@@ -222,7 +280,12 @@ fn module_companions(function: &ItemFn, shape: &FnShape, key: &KeyPlan, rt: &Tok
 }
 
 /// A method `m` gets associated functions `m_invalidate`, `m_clear` and `m_stats`.
-fn method_companions(function: &ItemFn, shape: &FnShape, key: &KeyPlan, rt: &TokenStream) -> TokenStream {
+fn method_companions(
+    function: &ItemFn,
+    shape: &FnShape,
+    key: &KeyPlan,
+    rt: &TokenStream,
+) -> TokenStream {
     let vis = &function.vis;
     let ident = &shape.sig.ident;
     let slot_fn = slot_fn_name(shape);
@@ -233,7 +296,7 @@ fn method_companions(function: &ItemFn, shape: &FnShape, key: &KeyPlan, rt: &Tok
     let where_clause = &shape.sig.generics.where_clause;
     let receiver = key.uses_receiver.then(|| quote!(&self,));
     let companion_args = &key.companion_args;
-    let key_expr = &key.expr;
+    let key_expr = &key.companion_expr;
     quote! {
         #[doc(hidden)]
         fn #slot_fn() -> &'static #rt::__private::CacheSlot {
@@ -269,7 +332,7 @@ fn slot_fn_name(shape: &FnShape) -> syn::Ident {
 
 /// The companions sit one module deeper than the function, so each visibility is
 /// widened by one level to stay reachable from everywhere the function is.
-fn companion_visibility(vis: &Visibility) -> TokenStream {
+pub(crate) fn companion_visibility(vis: &Visibility) -> TokenStream {
     match vis {
         Visibility::Inherited => quote!(pub(super)),
         Visibility::Public(_) => quote!(pub),
@@ -279,7 +342,9 @@ fn companion_visibility(vis: &Visibility) -> TokenStream {
                 quote!(pub(in super::super))
             } else if path.is_ident("self") {
                 quote!(pub(super))
-            } else if path.segments.first().is_some_and(|s| s.ident == "crate") || path.leading_colon.is_some() {
+            } else if path.segments.first().is_some_and(|s| s.ident == "crate")
+                || path.leading_colon.is_some()
+            {
                 quote!(#vis)
             } else {
                 quote!(pub(crate))

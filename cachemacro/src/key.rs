@@ -5,10 +5,10 @@
 //! The same expression is used by the function and by its `invalidate` companion, so the
 //! two can never build different keys for the same arguments.
 
-use proc_macro2::TokenStream;
+use proc_macro2::{Span, TokenStream};
 use quote::{quote, quote_spanned, ToTokens};
 use syn::spanned::Spanned;
-use syn::{Error, FnArg, Pat, Type};
+use syn::{Error, FnArg, GenericParam, Pat, Type};
 
 use crate::attr::{combine, MemoizeArgs};
 use crate::signature::{bindings, is_impl_trait, mentions, FnShape};
@@ -16,6 +16,8 @@ use crate::signature::{bindings, is_impl_trait, mentions, FnShape};
 pub(crate) struct KeyPlan {
     /// Builds the owned key from the arguments in scope.
     pub(crate) expr: TokenStream,
+    /// The same key, built inside a companion, where the receiver is always `&self`.
+    pub(crate) companion_expr: TokenStream,
     /// Whether the receiver is part of the key (the companion then takes `&self`).
     pub(crate) uses_receiver: bool,
     /// The arguments the `invalidate` companion takes, as `pattern: Type`.
@@ -23,11 +25,15 @@ pub(crate) struct KeyPlan {
 }
 
 impl KeyPlan {
-    pub(crate) fn derive(shape: &FnShape, args: &MemoizeArgs, rt: &TokenStream) -> syn::Result<KeyPlan> {
+    pub(crate) fn derive(
+        shape: &FnShape,
+        args: &MemoizeArgs,
+        rt: &TokenStream,
+    ) -> syn::Result<KeyPlan> {
         let mut errors = None;
         check_ignored_names_exist(shape, args, &mut errors);
         let plan = match &args.key {
-            Some(key) => Ok(custom_key(shape, &key.value)),
+            Some(key) => Ok(custom_key(shape, &key.value, rt)),
             None => argument_key(shape, args, rt),
         };
         match (plan, errors) {
@@ -44,13 +50,21 @@ impl KeyPlan {
 
 fn check_ignored_names_exist(shape: &FnShape, args: &MemoizeArgs, errors: &mut Option<Error>) {
     let Some(ignore) = &args.ignore else { return };
-    let mut known: Vec<String> = shape.args.iter().filter_map(|arg| arg.ident.map(ToString::to_string)).collect();
+    let mut known: Vec<String> = shape
+        .args
+        .iter()
+        .filter_map(|arg| arg.ident.map(ToString::to_string))
+        .collect();
     if shape.receiver.is_some() {
         known.insert(0, "self".to_owned());
     }
     for name in &ignore.value {
         if !known.iter().any(|known| name == known) {
-            let listed = if known.is_empty() { "none".to_owned() } else { known.join(", ") };
+            let listed = if known.is_empty() {
+                "none".to_owned()
+            } else {
+                known.join(", ")
+            };
             combine(
                 errors,
                 Error::new(
@@ -66,11 +80,21 @@ fn check_ignored_names_exist(shape: &FnShape, args: &MemoizeArgs, errors: &mut O
 fn argument_key(shape: &FnShape, args: &MemoizeArgs, rt: &TokenStream) -> syn::Result<KeyPlan> {
     let mut errors = None;
     let mut parts = Vec::new();
+    let mut companion_parts = Vec::new();
     let mut companion_args = Vec::new();
     let uses_receiver = shape.receiver.is_some() && !args.ignores("self");
     if let Some(receiver) = shape.receiver.filter(|_| uses_receiver) {
-        let as_ref = if receiver.reference.is_some() { quote!(self) } else { quote!(&self) };
-        parts.push(quote_spanned!(receiver.self_token.span=> #rt::__private::self_key(#as_ref)));
+        let span = receiver.self_token.span;
+        let rt = respan(rt, span);
+        // The companions take `&self` whatever the method's receiver is.
+        let companion_part = quote_spanned!(span=> #rt::__private::self_key(self));
+        let part = if receiver.reference.is_some() {
+            companion_part.clone()
+        } else {
+            quote_spanned!(span=> #rt::__private::self_key(&self))
+        };
+        parts.push(part);
+        companion_parts.push(companion_part);
     }
     for arg in &shape.args {
         let Some(ident) = arg.ident else {
@@ -99,42 +123,120 @@ fn argument_key(shape: &FnShape, args: &MemoizeArgs, rt: &TokenStream) -> syn::R
             );
             continue;
         }
-        let owned = match arg.ty {
-            Type::Reference(_) => quote!(#rt::__private::ToOwned::to_owned(&*#ident)),
-            _ => quote!(#rt::__private::Clone::clone(&#ident)),
+        // Spanned on the argument's type, runtime path included, so that a type that
+        // cannot be a key part is reported on the argument, not on the attribute.
+        let span = arg.ty.span();
+        let rt = respan(rt, span);
+        let part = match arg.ty {
+            Type::Reference(_) => {
+                quote_spanned!(span=> #rt::__private::borrowed_key_part(&*#ident))
+            }
+            _ => quote_spanned!(span=> #rt::__private::key_part(&#ident)),
         };
-        parts.push(quote_spanned!(arg.ty.span()=> #rt::__private::key_part(#owned)));
+        parts.push(part.clone());
+        companion_parts.push(part);
         companion_args.push(companion_arg(arg.pat, arg.ty));
     }
     if let Some(error) = errors {
         return Err(error);
     }
+    let key_types = shape.args.iter().filter(|arg| {
+        arg.ident
+            .is_some_and(|ident| !args.ignores(&ident.to_string()))
+    });
+    let instantiation =
+        instantiation_parts(shape, key_types.map(|arg| arg.ty.to_token_stream()), rt);
+    parts.extend(instantiation.iter().cloned());
+    companion_parts.extend(instantiation);
     Ok(KeyPlan {
         expr: quote!((#(#parts,)*)),
+        companion_expr: quote!((#(#companion_parts,)*)),
         uses_receiver,
         companion_args,
     })
 }
 
 /// `key = expr`: the companion takes the arguments the expression mentions.
-fn custom_key(shape: &FnShape, key: &syn::Expr) -> KeyPlan {
+fn custom_key(shape: &FnShape, key: &syn::Expr, rt: &TokenStream) -> KeyPlan {
     let tokens = key.to_token_stream();
     let companion_args = shape
         .sig
         .inputs
         .iter()
         .filter_map(|input| match input {
-            FnArg::Typed(typed) if bindings(&typed.pat).iter().any(|name| mentions(tokens.clone(), &name.to_string())) => {
+            FnArg::Typed(typed)
+                if bindings(&typed.pat)
+                    .iter()
+                    .any(|name| mentions(tokens.clone(), &name.to_string())) =>
+            {
                 Some(companion_arg(&typed.pat, &typed.ty))
             }
             _ => None,
         })
         .collect();
+    // The key expression's type is not known here: only the return type can be relied on
+    // to tell instantiations apart.
+    let instantiation = instantiation_parts(shape, std::iter::empty(), rt);
+    let expr = if instantiation.is_empty() {
+        quote_spanned!(key.span()=> { #key })
+    } else {
+        quote_spanned!(key.span()=> ({ #key }, #(#instantiation,)*))
+    };
     KeyPlan {
-        expr: quote_spanned!(key.span()=> { #key }),
+        companion_expr: expr.clone(),
+        expr,
         uses_receiver: shape.receiver.is_some() && mentions(tokens, "self"),
         companion_args,
     }
+}
+
+/// Key parts for the function's generic parameters that the key and return types do not
+/// already tell apart. Every instantiation shares the one `static` slot, whose caches are
+/// told apart by their `Memoized<K, V, S>` type alone; without these parts,
+/// `size_in_bytes::<u8>(4)` and `size_in_bytes::<u64>(4)` would share one entry.
+///
+/// A const parameter is keyed by its value, a type parameter by its `type_name`. That
+/// name is not guaranteed unique (two versions of one crate can print the same path), but
+/// unlike `TypeId` it needs no `T: 'static`, which would reject generic functions that
+/// compile today.
+fn instantiation_parts(
+    shape: &FnShape,
+    key_types: impl Iterator<Item = TokenStream>,
+    rt: &TokenStream,
+) -> Vec<TokenStream> {
+    let covering: Vec<TokenStream> = key_types.chain([shape.output.to_token_stream()]).collect();
+    shape
+        .sig
+        .generics
+        .params
+        .iter()
+        .filter_map(|param| match param {
+            GenericParam::Const(constant) => {
+                let ident = &constant.ident;
+                Some(quote!(#rt::__private::key_part(&#ident)))
+            }
+            GenericParam::Type(ty) => {
+                let ident = &ty.ident;
+                let covered = covering
+                    .iter()
+                    .any(|tokens| mentions(tokens.clone(), &ident.to_string()));
+                (!covered).then(|| quote!(#rt::__private::type_name::<#ident>()))
+            }
+            GenericParam::Lifetime(_) => None,
+        })
+        .collect()
+}
+
+/// `tokens` with every token given `span` (`tokens` is the runtime path: no groups).
+pub(crate) fn respan(tokens: &TokenStream, span: Span) -> TokenStream {
+    tokens
+        .clone()
+        .into_iter()
+        .map(|mut token| {
+            token.set_span(span);
+            token
+        })
+        .collect()
 }
 
 fn is_wildcard(pat: &Pat) -> bool {

@@ -1,6 +1,6 @@
-use cachemacro_runtime::{memoize, MemoryStore};
+use cachemacro_runtime::memoize;
 
-#[memoize(capacity = 10, store = MemoryStore::builder().build())]
+#[memoize(capacity = 10, store = cachemacro_runtime::MemoryStore::builder().build())]
 fn lookup(id: u32) -> u32 {
     id
 }

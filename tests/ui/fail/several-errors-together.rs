@@ -1,6 +1,12 @@
 use cachemacro_runtime::memoize;
 
-#[memoize(ttl = "15x", capacity = 0, colour = "red", ignore(nope))]
+#[memoize(
+    ttl = "15x",
+    capacity = 0,
+    colour = "red",
+    name = "",
+    cache_err = "yes"
+)]
 fn lookup(id: u32) -> u32 {
     id
 }

@@ -1,6 +1,6 @@
-use cachemacro_runtime::{memoize, MemoryStore};
+use cachemacro_runtime::memoize;
 
-#[memoize(store = MemoryStore::builder().build(), tti = "5m")]
+#[memoize(store = cachemacro_runtime::MemoryStore::builder().build(), tti = "5m")]
 fn lookup(id: u32) -> u32 {
     id
 }

@@ -1,0 +1,9 @@
+use cachemacro_runtime::memoize;
+
+#[memoize(ignore = db)]
+fn lookup(db: &str, id: u32) -> u32 {
+    let _ = db;
+    id
+}
+
+fn main() {}
