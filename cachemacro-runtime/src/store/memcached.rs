@@ -18,8 +18,10 @@ use md5::{Digest, Md5};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
+use super::codec::{self, decode_found, encode_value};
 use super::ketama::KetamaRing;
-use crate::{Store, StoreError};
+use crate::store::CasTokenRepr;
+use crate::{CacheApi, CasToken, Store, StoreError};
 
 /// Memcached refuses longer keys.
 const MAX_KEY_LEN: usize = 250;
@@ -119,7 +121,7 @@ impl MemcachedStore {
     /// The memcached key: `prefix:namespace:` and the hex of the MessagePack-encoded key,
     /// or, when that is too long or not plain ASCII, a fixed-length MD5 of it.
     fn encode_key<K: Serialize>(&self, key: &K) -> Result<String, StoreError> {
-        let bytes = rmp_serde::to_vec(key).map_err(|error| StoreError::Other(Box::new(error)))?;
+        let bytes = codec::encode_key("", key)?;
         let namespace = self.namespace.as_deref().unwrap_or("default");
         let mut text = format!("{}:{namespace}:", self.prefix);
         for byte in &bytes {
@@ -264,18 +266,6 @@ fn expiry_field(ttl: Option<Duration>) -> u32 {
     u32::try_from(now + seconds).unwrap_or(u32::MAX)
 }
 
-fn decode<V: DeserializeOwned>(bytes: Option<Vec<u8>>) -> Result<Option<V>, StoreError> {
-    bytes
-        .map(|bytes| {
-            rmp_serde::from_slice(&bytes).map_err(|error| StoreError::Corrupt(error.to_string()))
-        })
-        .transpose()
-}
-
-fn encode_value<V: Serialize>(value: &V) -> Result<Vec<u8>, StoreError> {
-    rmp_serde::to_vec(value).map_err(|error| StoreError::Other(Box::new(error)))
-}
-
 impl MemcachedStoreBuilder {
     /// The first part of every key, shared by all caches of one application.
     pub fn prefix(mut self, prefix: impl Into<String>) -> Self {
@@ -342,7 +332,7 @@ where
 {
     fn get(&self, key: &K) -> Result<Option<V>, StoreError> {
         let key = self.encode_key(key)?;
-        decode(self.run(&key, |client, key| client.get::<Vec<u8>>(key))?)
+        decode_found(self.run(&key, |client, key| client.get::<Vec<u8>>(key))?)
     }
 
     fn insert(&self, key: K, value: V, ttl: Option<Duration>) -> Result<(), StoreError> {
@@ -379,7 +369,7 @@ where
         let fetched = self.run_async(self.encode_key(key), |client, key| {
             client.get::<Vec<u8>>(key)
         });
-        async move { decode(fetched.await?) }
+        async move { decode_found(fetched.await?) }
     }
 
     fn insert_async(
@@ -417,5 +407,119 @@ impl std::fmt::Debug for MemcachedStore {
             .field("prefix", &self.prefix)
             .field("namespace", &self.namespace)
             .finish_non_exhaustive()
+    }
+}
+
+fn is_command_error(error: &memcache::MemcacheError, expected: memcache::CommandError) -> bool {
+    matches!(error, memcache::MemcacheError::CommandError(found) if *found == expected)
+}
+
+impl<K, V> CacheApi<K, V> for MemcachedStore
+where
+    K: Serialize + Send + Sync,
+    V: Serialize + DeserializeOwned + Send + Sync,
+{
+    fn add(&self, key: K, value: V, ttl: Option<Duration>) -> Result<bool, StoreError> {
+        let key = self.encode_key(&key)?;
+        let value = encode_value(&value)?;
+        self.run(&key, |client, key| {
+            match client.add(key, value.as_slice(), expiry_field(ttl)) {
+                Ok(()) => Ok(true),
+                Err(error) if is_command_error(&error, memcache::CommandError::KeyExists) => {
+                    Ok(false)
+                }
+                Err(error) => Err(error),
+            }
+        })
+    }
+
+    fn touch(&self, key: &K, ttl: Option<Duration>) -> Result<bool, StoreError> {
+        let key = self.encode_key(key)?;
+        self.run(&key, |client, key| client.touch(key, expiry_field(ttl)))
+    }
+
+    /// Memcached counters are unsigned: a decrement stops at 0.
+    fn incr(&self, key: &K, delta: i64) -> Result<i64, StoreError> {
+        let key = self.encode_key(key)?;
+        let amount = delta.unsigned_abs();
+        let counted = self.run(&key, |client, key| {
+            if delta >= 0 {
+                let counted = client.increment(key, amount)?;
+                // The binary protocol creates a missing counter at its initial value (0)
+                // without adding: a positive delta can only yield 0 on creation, so add
+                // it now. A concurrent creator's increment lands on the 0 and is kept.
+                if counted == 0 && amount > 0 {
+                    return client.increment(key, amount);
+                }
+                Ok(counted)
+            } else {
+                client.decrement(key, amount)
+            }
+        })?;
+        i64::try_from(counted)
+            .map_err(|_| StoreError::Corrupt(format!("counter {counted} exceeds i64")))
+    }
+
+    fn gets(&self, key: &K) -> Result<Option<(V, CasToken)>, StoreError> {
+        let key = self.encode_key(key)?;
+        let found = self.run(&key, |client, key| {
+            client.get::<(Vec<u8>, u32, Option<u64>)>(key)
+        })?;
+        match found {
+            Some((bytes, _flags, Some(unique))) => Ok(Some((
+                codec::decode_value(&bytes)?,
+                CasToken(CasTokenRepr::Version(unique)),
+            ))),
+            Some((_, _, None)) => Err(StoreError::Unavailable(
+                "memcached returned no CAS id".to_owned(),
+            )),
+            None => Ok(None),
+        }
+    }
+
+    fn cas(
+        &self,
+        key: K,
+        value: V,
+        token: &CasToken,
+        ttl: Option<Duration>,
+    ) -> Result<bool, StoreError> {
+        match &token.0 {
+            CasTokenRepr::Version(unique) => {
+                let key = self.encode_key(&key)?;
+                let value = encode_value(&value)?;
+                self.run(&key, |client, key| {
+                    client.cas(key, value.as_slice(), expiry_field(ttl), *unique)
+                })
+            }
+            CasTokenRepr::Bytes(bytes) if bytes.is_empty() => self.add(key, value, ttl),
+            CasTokenRepr::Bytes(_) => Err(StoreError::Other(
+                "a CAS token from another kind of store".into(),
+            )),
+        }
+    }
+
+    /// One multi-get per server holding any of the keys.
+    fn get_many(&self, keys: &[K]) -> Result<Vec<Option<V>>, StoreError> {
+        let encoded = keys
+            .iter()
+            .map(|key| self.encode_key(key))
+            .collect::<Result<Vec<_>, _>>()?;
+        let mut by_server: Vec<Vec<&str>> = vec![Vec::new(); self.servers.len()];
+        for key in &encoded {
+            if let Some(index) = self.ring.server_for(key.as_bytes()) {
+                by_server[index].push(key);
+            }
+        }
+        let mut found = std::collections::HashMap::new();
+        for server_keys in by_server.iter().filter(|keys| !keys.is_empty()) {
+            found.extend(self.run(server_keys[0], |client, _| {
+                client.gets::<Vec<u8>>(server_keys)
+            })?);
+        }
+        encoded
+            .iter()
+            .map(|key| decode_found(found.remove(key)))
+            .collect()
     }
 }

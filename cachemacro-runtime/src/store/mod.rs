@@ -6,15 +6,30 @@
 //! the embedded [`MemoryStore`], a remote server, a file — plugs in through
 //! `#[memoize(store = ...)]`.
 
+mod api;
+#[cfg(any(feature = "redis", feature = "memcached"))]
+mod codec;
+#[cfg(feature = "memcached")]
+mod ketama;
+#[cfg(feature = "memcached")]
+mod memcached;
 mod memory;
+mod memory_api;
 #[cfg(feature = "redis")]
 mod redis;
 
+#[cfg(feature = "memcached")]
+pub use self::memcached::{MemcachedStore, MemcachedStoreBuilder};
 #[cfg(feature = "redis")]
 pub use self::redis::{RedisStore, RedisStoreBuilder};
-pub use memory::{MemoryStore, MemoryStoreBuilder};
+#[cfg(any(feature = "redis", feature = "memcached"))]
+pub(crate) use api::CasTokenRepr;
+pub use api::{CacheApi, CasToken};
+pub use memory::{MemoryStore, MemoryStoreBuilder, RemovalCause};
 
 use std::future::{ready, Future};
+
+use crate::KeyRef;
 use std::time::Duration;
 
 /// Why a store could not serve a request.
@@ -127,6 +142,20 @@ impl StoreStats {
 pub trait Store<K, V>: Send + Sync {
     /// Returns the value stored under `key`, or `None` if it is absent or expired.
     fn get(&self, key: &K) -> Result<Option<V>, StoreError>;
+
+    /// A lookup from a borrowed key, without building the owned one: the hit path of
+    /// `#[memoize]` calls this first. In-process stores that can probe with a borrowed
+    /// key (like [`MemoryStore`]) return the value when present; the default returns
+    /// `None`, after which [`get`](Store::get) runs with the owned key as usual. Never
+    /// an error: a store that would have to fail here returns `None` and reports the
+    /// fault from `get`.
+    fn get_borrowed<Q>(&self, key: &Q) -> Option<V>
+    where
+        Q: KeyRef<Key = K> + ?Sized,
+    {
+        let _ = key;
+        None
+    }
 
     /// Stores `value` under `key`, replacing any previous value.
     ///

@@ -20,7 +20,9 @@ use redis::{Cmd, Connection, FromRedisValue, RedisError};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
-use crate::{Store, StoreError};
+use super::codec::{self, decode_found, decode_value, encode_value};
+use crate::store::CasTokenRepr;
+use crate::{CacheApi, CasToken, Store, StoreError};
 
 /// A [`Store`] on a Redis server, for sync and async memoized functions.
 ///
@@ -115,10 +117,7 @@ impl RedisStore {
     }
 
     fn encode_key<K: Serialize>(&self, key: &K) -> Result<Vec<u8>, StoreError> {
-        let mut encoded = self.key_prefix().into_bytes();
-        rmp_serde::encode::write(&mut encoded, key)
-            .map_err(|error| StoreError::Other(Box::new(error)))?;
-        Ok(encoded)
+        codec::encode_key(&self.key_prefix(), key)
     }
 
     /// `SCAN MATCH` pattern of this namespace, with glob characters escaped.
@@ -159,8 +158,16 @@ impl RedisStore {
         }
     }
 
-    /// Runs `command` on the blocking connection, connecting first if needed.
+    /// Runs `command` on the blocking connection.
     fn run_sync<T: FromRedisValue>(&self, command: &Cmd) -> Result<T, StoreError> {
+        self.with_sync_connection(|connection| command.query(connection))
+    }
+
+    /// Runs `request` on the blocking connection, connecting first if needed.
+    fn with_sync_connection<T>(
+        &self,
+        request: impl FnOnce(&mut Connection) -> redis::RedisResult<T>,
+    ) -> Result<T, StoreError> {
         self.check_not_down()?;
         let mut slot = self
             .sync_connection
@@ -182,7 +189,7 @@ impl RedisStore {
             *slot = Some(connection);
         }
         let connection = slot.as_mut().expect("connected above");
-        command.query(connection).map_err(|error| {
+        request(connection).map_err(|error| {
             // The connection may be half-read after an I/O error or timeout: drop it
             // and start clean next time.
             if error.is_io_error() || error.is_timeout() || error.is_connection_dropped() {
@@ -263,18 +270,6 @@ fn delete_command(keys: Vec<Vec<u8>>) -> Cmd {
     command
 }
 
-fn decode<V: DeserializeOwned>(bytes: Option<Vec<u8>>) -> Result<Option<V>, StoreError> {
-    bytes
-        .map(|bytes| {
-            rmp_serde::from_slice(&bytes).map_err(|error| StoreError::Corrupt(error.to_string()))
-        })
-        .transpose()
-}
-
-fn encode_value<V: Serialize>(value: &V) -> Result<Vec<u8>, StoreError> {
-    rmp_serde::to_vec(value).map_err(|error| StoreError::Other(Box::new(error)))
-}
-
 impl RedisStoreBuilder {
     /// The first part of every key, shared by all caches of one application.
     pub fn prefix(mut self, prefix: impl Into<String>) -> Self {
@@ -334,7 +329,7 @@ where
 {
     fn get(&self, key: &K) -> Result<Option<V>, StoreError> {
         let key = self.encode_key(key)?;
-        decode(self.run_sync(redis::cmd("GET").arg(key))?)
+        decode_found(self.run_sync(redis::cmd("GET").arg(key))?)
     }
 
     fn insert(&self, key: K, value: V, ttl: Option<Duration>) -> Result<(), StoreError> {
@@ -374,7 +369,7 @@ where
         async move {
             let mut command = redis::cmd("GET");
             command.arg(key?);
-            decode(self.run_async(command).await?)
+            decode_found(self.run_async(command).await?)
         }
     }
 
@@ -413,5 +408,126 @@ impl std::fmt::Debug for RedisStore {
             .field("connect_timeout", &self.connect_timeout)
             .field("operation_timeout", &self.operation_timeout)
             .finish_non_exhaustive()
+    }
+}
+
+/// Compare-and-set: write only if the key still holds the bytes the caller read (`''` for
+/// "nothing"). One script, so the check and the write are one atomic step on the server.
+const CAS_SCRIPT: &str = r"
+local current = redis.call('GET', KEYS[1])
+if (current == false and ARGV[1] == '') or current == ARGV[1] then
+  if ARGV[3] == '0' then
+    redis.call('SET', KEYS[1], ARGV[2])
+  else
+    redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[3])
+  end
+  return 1
+end
+return 0
+";
+
+/// `touch` with no ttl: `PERSIST` alone cannot tell "missing" from "already persistent".
+const PERSIST_SCRIPT: &str = r"
+if redis.call('EXISTS', KEYS[1]) == 1 then
+  redis.call('PERSIST', KEYS[1])
+  return 1
+end
+return 0
+";
+
+fn script(source: &str, key: Vec<u8>) -> Cmd {
+    let mut command = redis::cmd("EVAL");
+    command.arg(source).arg(1).arg(key);
+    command
+}
+
+fn ttl_millis(ttl: Option<Duration>) -> u64 {
+    ttl.map_or(0, |ttl| ttl.as_millis().max(1) as u64)
+}
+
+impl<K, V> CacheApi<K, V> for RedisStore
+where
+    K: Serialize + Send + Sync,
+    V: Serialize + DeserializeOwned + Send + Sync,
+{
+    fn add(&self, key: K, value: V, ttl: Option<Duration>) -> Result<bool, StoreError> {
+        let mut command = self.set_command(self.encode_key(&key)?, encode_value(&value)?, ttl);
+        command.arg("NX");
+        Ok(self.run_sync::<Option<String>>(&command)?.is_some())
+    }
+
+    fn touch(&self, key: &K, ttl: Option<Duration>) -> Result<bool, StoreError> {
+        let key = self.encode_key(key)?;
+        let command = match ttl {
+            Some(_) => redis::cmd("PEXPIRE").arg(key).arg(ttl_millis(ttl)).clone(),
+            None => script(PERSIST_SCRIPT, key),
+        };
+        Ok(self.run_sync::<i64>(&command)? == 1)
+    }
+
+    fn incr(&self, key: &K, delta: i64) -> Result<i64, StoreError> {
+        let key = self.encode_key(key)?;
+        self.run_sync(redis::cmd("INCRBY").arg(key).arg(delta))
+    }
+
+    fn gets(&self, key: &K) -> Result<Option<(V, CasToken)>, StoreError> {
+        let key = self.encode_key(key)?;
+        let found: Option<Vec<u8>> = self.run_sync(redis::cmd("GET").arg(key))?;
+        found
+            .map(|bytes| Ok((decode_value(&bytes)?, CasToken(CasTokenRepr::Bytes(bytes)))))
+            .transpose()
+    }
+
+    fn cas(
+        &self,
+        key: K,
+        value: V,
+        token: &CasToken,
+        ttl: Option<Duration>,
+    ) -> Result<bool, StoreError> {
+        let CasToken(CasTokenRepr::Bytes(expected)) = token else {
+            return Err(StoreError::Other(
+                "a CAS token from another kind of store".into(),
+            ));
+        };
+        let mut command = script(CAS_SCRIPT, self.encode_key(&key)?);
+        command
+            .arg(expected.as_slice())
+            .arg(encode_value(&value)?)
+            .arg(ttl_millis(ttl));
+        Ok(self.run_sync::<i64>(&command)? == 1)
+    }
+
+    fn get_many(&self, keys: &[K]) -> Result<Vec<Option<V>>, StoreError> {
+        if keys.is_empty() {
+            return Ok(Vec::new());
+        }
+        let encoded = keys
+            .iter()
+            .map(|key| self.encode_key(key))
+            .collect::<Result<Vec<_>, _>>()?;
+        let found: Vec<Option<Vec<u8>>> = self.run_sync(redis::cmd("MGET").arg(encoded))?;
+        found.into_iter().map(decode_found).collect()
+    }
+
+    fn set_many(&self, entries: Vec<(K, V)>, ttl: Option<Duration>) -> Result<(), StoreError> {
+        let mut pipeline = redis::pipe();
+        for (key, value) in &entries {
+            pipeline
+                .add_command(self.set_command(self.encode_key(key)?, encode_value(value)?, ttl))
+                .ignore();
+        }
+        self.with_sync_connection(|connection| pipeline.query::<()>(connection))
+    }
+
+    fn delete_many(&self, keys: &[K]) -> Result<usize, StoreError> {
+        if keys.is_empty() {
+            return Ok(0);
+        }
+        let encoded = keys
+            .iter()
+            .map(|key| self.encode_key(key))
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(self.run_sync::<u64>(&delete_command(encoded))? as usize)
     }
 }

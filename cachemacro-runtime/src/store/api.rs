@@ -1,0 +1,158 @@
+//! The low-level cache API of Django and Flask-Caching, for code that uses a store
+//! directly rather than through `#[memoize]`: conditional and batched writes, atomic
+//! counters and compare-and-set.
+
+use std::any::Any;
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::{Store, StoreError};
+
+/// Proof of the value a [`CacheApi::gets`] saw, for a later [`CacheApi::cas`].
+///
+/// What it holds depends on the store (memcached's CAS id, the bytes Redis held);
+/// treat it as opaque.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CasToken(pub(crate) CasTokenRepr);
+
+#[derive(Clone)]
+pub(crate) enum CasTokenRepr {
+    /// Memcached's CAS unique.
+    #[cfg_attr(not(feature = "memcached"), allow(dead_code))]
+    Version(u64),
+    /// The exact bytes the key held when it was read (empty: it held nothing).
+    Bytes(Vec<u8>),
+    /// The value an in-process store held when it was read, compared by `PartialEq`.
+    Value(Arc<dyn Any + Send + Sync>),
+}
+
+impl PartialEq for CasTokenRepr {
+    fn eq(&self, other: &Self) -> bool {
+        match (self, other) {
+            (CasTokenRepr::Version(a), CasTokenRepr::Version(b)) => a == b,
+            (CasTokenRepr::Bytes(a), CasTokenRepr::Bytes(b)) => a == b,
+            (CasTokenRepr::Value(a), CasTokenRepr::Value(b)) => Arc::ptr_eq(a, b),
+            _ => false,
+        }
+    }
+}
+
+impl Eq for CasTokenRepr {}
+
+impl fmt::Debug for CasTokenRepr {
+    fn fmt(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            CasTokenRepr::Version(unique) => write!(formatter, "Version({unique})"),
+            CasTokenRepr::Bytes(bytes) => write!(formatter, "Bytes({} bytes)", bytes.len()),
+            CasTokenRepr::Value(_) => formatter.write_str("Value(..)"),
+        }
+    }
+}
+
+/// Django's and Flask-Caching's low-level cache API, on top of [`Store`].
+///
+/// Every method is one server round trip (batched ones: one per server), and the ones
+/// that must be atomic are atomic on the server, not emulated with a read followed by a
+/// write. The seed article's hit counter, which loses increments when two requests read
+/// 10 and both write 11, is exactly what [`incr`](CacheApi::incr) and the
+/// [`gets`](CacheApi::gets)/[`cas`](CacheApi::cas) retry loop prevent:
+///
+/// ```no_run
+/// use cachemacro_runtime::{CacheApi, RedisStore};
+///
+/// let store = RedisStore::builder("redis://127.0.0.1:6379/").namespace("counters").build()?;
+/// let hits: i64 = CacheApi::<&str, i64>::incr(&store, &"hit_count", 1)?;
+///
+/// // Compare-and-set for updates a single counter cannot express.
+/// loop {
+///     let (seen, token) = match CacheApi::<&str, i64>::gets(&store, &"high_score")? {
+///         Some(found) => found,
+///         None => (0, CacheApi::<&str, i64>::absent_token(&store)),
+///     };
+///     if CacheApi::cas(&store, "high_score", seen.max(hits), &token, None)? {
+///         break;
+///     }
+/// }
+/// # Ok::<(), cachemacro_runtime::StoreError>(())
+/// ```
+pub trait CacheApi<K, V>: Store<K, V> {
+    /// Stores `value` only if `key` holds nothing; returns whether it did. Atomic.
+    fn add(&self, key: K, value: V, ttl: Option<Duration>) -> Result<bool, StoreError>;
+
+    /// Sets the time to live of an existing entry (`None`: never expires); returns
+    /// whether the entry existed.
+    fn touch(&self, key: &K, ttl: Option<Duration>) -> Result<bool, StoreError>;
+
+    /// Adds `delta` to the integer under `key` and returns the new value. A missing
+    /// counter starts at 0. Atomic: concurrent increments are never lost.
+    fn incr(&self, key: &K, delta: i64) -> Result<i64, StoreError>;
+
+    /// Subtracts `delta`; see [`incr`](CacheApi::incr).
+    fn decr(&self, key: &K, delta: i64) -> Result<i64, StoreError> {
+        self.incr(key, -delta)
+    }
+
+    /// The value under `key` with a token for [`cas`](CacheApi::cas).
+    fn gets(&self, key: &K) -> Result<Option<(V, CasToken)>, StoreError>;
+
+    /// A token that [`cas`](CacheApi::cas) accepts only while `key` holds nothing.
+    fn absent_token(&self) -> CasToken {
+        CasToken(CasTokenRepr::Bytes(Vec::new()))
+    }
+
+    /// Stores `value` only if `key` still holds what [`gets`](CacheApi::gets) saw when it
+    /// returned `token`; returns whether it did. Atomic.
+    fn cas(
+        &self,
+        key: K,
+        value: V,
+        token: &CasToken,
+        ttl: Option<Duration>,
+    ) -> Result<bool, StoreError>;
+
+    /// The value under `key`, or `default()` stored with [`add`](CacheApi::add) if there
+    /// is none. When another caller adds first, its value is returned, so everyone sees
+    /// one value.
+    fn get_or_set(
+        &self,
+        key: K,
+        default: impl FnOnce() -> V,
+        ttl: Option<Duration>,
+    ) -> Result<V, StoreError>
+    where
+        K: Clone,
+        V: Clone,
+    {
+        if let Some(found) = self.get(&key)? {
+            return Ok(found);
+        }
+        let value = default();
+        if self.add(key.clone(), value.clone(), ttl)? {
+            return Ok(value);
+        }
+        Ok(self.get(&key)?.unwrap_or(value))
+    }
+
+    /// The values under `keys`, in order. Stores batch this into one round trip per
+    /// server.
+    fn get_many(&self, keys: &[K]) -> Result<Vec<Option<V>>, StoreError> {
+        keys.iter().map(|key| self.get(key)).collect()
+    }
+
+    /// Stores every entry with the same time to live.
+    fn set_many(&self, entries: Vec<(K, V)>, ttl: Option<Duration>) -> Result<(), StoreError> {
+        entries
+            .into_iter()
+            .try_for_each(|(key, value)| self.insert(key, value, ttl))
+    }
+
+    /// Removes every key; returns how many existed.
+    fn delete_many(&self, keys: &[K]) -> Result<usize, StoreError> {
+        let mut removed = 0;
+        for key in keys {
+            removed += usize::from(self.remove(key)?);
+        }
+        Ok(removed)
+    }
+}

@@ -1,0 +1,161 @@
+//! How remote stores turn keys and values into bytes.
+//!
+//! Values are MessagePack (compact, self-describing enough to reject bytes of another
+//! type), except integers, which are written as decimal text: that is the form Redis'
+//! `INCRBY` and memcached's `incr` count in, so a counter bumped atomically by the server
+//! reads back through the same `get` as any other value. No MessagePack document of
+//! anything but an integer is `-?[0-9]+`, so the two forms cannot be confused.
+//!
+//! Keys are the store's prefix followed by the MessagePack encoding of the key, which is
+//! injective for values of one type: `("EC1", 15)` and `("EC11", 5)` stay apart.
+
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+
+use crate::StoreError;
+
+/// The bytes stored for `value`.
+pub(crate) fn encode_value<V: Serialize>(value: &V) -> Result<Vec<u8>, StoreError> {
+    let packed = rmp_serde::to_vec(value).map_err(|error| StoreError::Other(Box::new(error)))?;
+    Ok(match packed_integer(&packed) {
+        Some(Integer::Signed(n)) => n.to_string().into_bytes(),
+        Some(Integer::Unsigned(n)) => n.to_string().into_bytes(),
+        None => packed,
+    })
+}
+
+/// The value stored as `bytes`; bytes of another type or garbage are
+/// [`StoreError::Corrupt`].
+pub(crate) fn decode_value<V: DeserializeOwned>(bytes: &[u8]) -> Result<V, StoreError> {
+    let corrupt = |error: rmp_serde::decode::Error| StoreError::Corrupt(error.to_string());
+    match decimal(bytes) {
+        Some(Integer::Signed(n)) => {
+            rmp_serde::from_slice(&rmp_serde::to_vec(&n).expect("an i64 encodes")).map_err(corrupt)
+        }
+        Some(Integer::Unsigned(n)) => {
+            rmp_serde::from_slice(&rmp_serde::to_vec(&n).expect("a u64 encodes")).map_err(corrupt)
+        }
+        None => rmp_serde::from_slice(bytes).map_err(corrupt),
+    }
+}
+
+/// [`decode_value`] of a lookup that may have found nothing.
+pub(crate) fn decode_found<V: DeserializeOwned>(
+    bytes: Option<Vec<u8>>,
+) -> Result<Option<V>, StoreError> {
+    bytes.map(|bytes| decode_value(&bytes)).transpose()
+}
+
+/// `prefix` followed by the MessagePack encoding of `key`.
+pub(crate) fn encode_key<K: Serialize + ?Sized>(
+    prefix: &str,
+    key: &K,
+) -> Result<Vec<u8>, StoreError> {
+    let mut encoded = prefix.as_bytes().to_vec();
+    rmp_serde::encode::write(&mut encoded, key)
+        .map_err(|error| StoreError::Other(Box::new(error)))?;
+    Ok(encoded)
+}
+
+#[derive(Debug, PartialEq)]
+enum Integer {
+    Signed(i64),
+    Unsigned(u64),
+}
+
+/// The integer a MessagePack document holds, if it is exactly one integer.
+fn packed_integer(packed: &[u8]) -> Option<Integer> {
+    let (&marker, rest) = packed.split_first()?;
+    let is_integer = match marker {
+        0x00..=0x7f | 0xe0..=0xff => rest.is_empty(),
+        0xcc | 0xd0 => rest.len() == 1,
+        0xcd | 0xd1 => rest.len() == 2,
+        0xce | 0xd2 => rest.len() == 4,
+        0xcf | 0xd3 => rest.len() == 8,
+        _ => false,
+    };
+    if !is_integer {
+        return None;
+    }
+    match rmp_serde::from_slice::<i64>(packed) {
+        Ok(n) => Some(Integer::Signed(n)),
+        Err(_) => rmp_serde::from_slice::<u64>(packed)
+            .ok()
+            .map(Integer::Unsigned),
+    }
+}
+
+/// The integer written as decimal text in `bytes`, if that is what they are.
+fn decimal(bytes: &[u8]) -> Option<Integer> {
+    let digits = bytes.strip_prefix(b"-").unwrap_or(bytes);
+    if digits.is_empty() || !digits.iter().all(u8::is_ascii_digit) {
+        return None;
+    }
+    let text = std::str::from_utf8(bytes).ok()?;
+    match text.parse::<i64>() {
+        Ok(n) => Some(Integer::Signed(n)),
+        Err(_) => text.parse::<u64>().ok().map(Integer::Unsigned),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn integers_are_decimal_text_and_read_back() {
+        assert_eq!(encode_value(&42u32).unwrap(), b"42");
+        assert_eq!(encode_value(&-7i64).unwrap(), b"-7");
+        assert_eq!(
+            encode_value(&u64::MAX).unwrap(),
+            u64::MAX.to_string().as_bytes()
+        );
+        assert_eq!(decode_value::<u32>(b"42").unwrap(), 42);
+        assert_eq!(decode_value::<i64>(b"-7").unwrap(), -7);
+        assert_eq!(
+            decode_value::<u64>(u64::MAX.to_string().as_bytes()).unwrap(),
+            u64::MAX
+        );
+        // What a server's INCR leaves behind reads back as the counter's type.
+        assert_eq!(decode_value::<i64>(b"80000").unwrap(), 80_000);
+    }
+
+    #[test]
+    fn other_values_round_trip_through_messagepack() {
+        let value = (String::from("EC1A"), vec![1u8, 2], Some(3.5f64));
+        let bytes = encode_value(&value).unwrap();
+        assert!(decimal(&bytes).is_none());
+        assert_eq!(
+            decode_value::<(String, Vec<u8>, Option<f64>)>(&bytes).unwrap(),
+            value
+        );
+        assert_eq!(
+            decode_value::<String>(&encode_value(&"123").unwrap()).unwrap(),
+            "123"
+        );
+    }
+
+    #[test]
+    fn bytes_of_another_type_are_corrupt_not_a_panic() {
+        assert!(matches!(
+            decode_value::<u32>(b"\xc1garbage"),
+            Err(StoreError::Corrupt(_))
+        ));
+        assert!(matches!(
+            decode_value::<String>(b"12"),
+            Err(StoreError::Corrupt(_))
+        ));
+        assert!(matches!(
+            decode_value::<u8>(b"300"),
+            Err(StoreError::Corrupt(_))
+        ));
+    }
+
+    #[test]
+    fn keys_do_not_collide_by_concatenation() {
+        let a = encode_key("p:", &("EC1", 15u32)).unwrap();
+        let b = encode_key("p:", &("EC11", 5u32)).unwrap();
+        assert_ne!(a, b);
+        assert!(a.starts_with(b"p:"));
+    }
+}

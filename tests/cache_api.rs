@@ -1,0 +1,206 @@
+//! The low-level cache API (`CacheApi`) against real Redis and memcached servers: the
+//! seed article's hit counter, compare-and-set, and the batched and conditional calls.
+
+#![cfg(all(feature = "redis", feature = "memcached"))]
+
+mod support;
+
+use std::sync::{Arc, Barrier};
+use std::thread;
+use std::time::Duration;
+
+use cachemacro_runtime::{CacheApi, MemcachedStore, RedisStore};
+use support::{MemcachedServer, RedisServer};
+
+const THREADS: usize = 8;
+
+fn redis_client(server: &RedisServer) -> RedisStore {
+    RedisStore::builder(server.url())
+        .namespace("api")
+        .operation_timeout(Duration::from_secs(2))
+        .build()
+        .unwrap()
+}
+
+fn memcached_client(server: &MemcachedServer) -> MemcachedStore {
+    MemcachedStore::builder([server.address()])
+        .namespace("api")
+        .operation_timeout(Duration::from_secs(2))
+        .build()
+}
+
+/// Runs `per_thread` on `THREADS` threads released together, each with its own client
+/// (as separate application processes would have).
+fn race<S: Send + 'static>(
+    clients: impl Fn() -> S,
+    per_thread: impl Fn(&S) + Send + Sync + 'static,
+) {
+    let barrier = Arc::new(Barrier::new(THREADS));
+    let per_thread = Arc::new(per_thread);
+    let handles: Vec<_> = (0..THREADS)
+        .map(|_| {
+            let (client, barrier, per_thread) =
+                (clients(), Arc::clone(&barrier), Arc::clone(&per_thread));
+            thread::spawn(move || {
+                barrier.wait();
+                per_thread(&client);
+            })
+        })
+        .collect();
+    handles
+        .into_iter()
+        .for_each(|handle| handle.join().unwrap());
+}
+
+fn counter<S: CacheApi<String, i64>>(store: &S) -> i64 {
+    store.get(&"hit_count".to_owned()).unwrap().unwrap_or(0)
+}
+
+fn incr_never_loses_a_hit<S: CacheApi<String, i64> + Send + 'static>(clients: impl Fn() -> S) {
+    race(&clients, |store| {
+        for _ in 0..10_000 {
+            store.incr(&"hit_count".to_owned(), 1).unwrap();
+        }
+    });
+    assert_eq!(counter(&clients()), 80_000);
+}
+
+/// 8 x 2 500 rather than the incr test's 8 x 10 000: every lost race costs two more
+/// round trips, and 80 000 contended CAS updates take minutes on a two-core machine.
+fn cas_loop_never_loses_a_hit<S: CacheApi<String, i64> + Send + 'static>(
+    clients: impl Fn() -> S,
+    per_thread: i64,
+) {
+    race(&clients, move |store| {
+        let key = "hit_count".to_owned();
+        for _ in 0..per_thread {
+            loop {
+                let (seen, token) = match store.gets(&key).unwrap() {
+                    Some(found) => found,
+                    None => (0, store.absent_token()),
+                };
+                if store.cas(key.clone(), seen + 1, &token, None).unwrap() {
+                    break;
+                }
+            }
+        }
+    });
+    assert_eq!(counter(&clients()), THREADS as i64 * per_thread);
+}
+
+fn naive_get_then_set_loses_hits<S: CacheApi<String, i64> + Send + 'static>(
+    clients: impl Fn() -> S,
+) {
+    race(&clients, |store| {
+        let key = "hit_count".to_owned();
+        for _ in 0..1_000 {
+            let seen = store.get(&key).unwrap().unwrap_or(0);
+            store.insert(key.clone(), seen + 1, None).unwrap();
+        }
+    });
+    // Two requests read 10 and both write 11: the article's race, reproduced.
+    assert!(
+        counter(&clients()) < 8_000,
+        "the race should have lost increments"
+    );
+}
+
+fn conditional_and_batched_calls<S: CacheApi<String, i64>>(store: &S) {
+    let key = |name: &str| name.to_owned();
+    assert!(store.add(key("a"), 1, None).unwrap());
+    assert!(!store.add(key("a"), 2, None).unwrap());
+    assert_eq!(store.get(&key("a")).unwrap(), Some(1));
+    assert_eq!(store.get_or_set(key("a"), || 9, None).unwrap(), 1);
+    assert_eq!(store.get_or_set(key("b"), || 9, None).unwrap(), 9);
+
+    store
+        .set_many(vec![(key("c"), 3), (key("d"), 4)], None)
+        .unwrap();
+    assert_eq!(
+        store
+            .get_many(&[key("a"), key("missing"), key("c"), key("d")])
+            .unwrap(),
+        vec![Some(1), None, Some(3), Some(4)]
+    );
+    assert_eq!(
+        store
+            .delete_many(&[key("c"), key("d"), key("missing")])
+            .unwrap(),
+        2
+    );
+    assert_eq!(store.get(&key("c")).unwrap(), None);
+
+    assert_eq!(store.incr(&key("n"), 5).unwrap(), 5);
+    assert_eq!(store.decr(&key("n"), 2).unwrap(), 3);
+    assert_eq!(store.get(&key("n")).unwrap(), Some(3));
+
+    assert!(store
+        .touch(&key("a"), Some(Duration::from_secs(60)))
+        .unwrap());
+    assert!(!store
+        .touch(&key("missing"), Some(Duration::from_secs(60)))
+        .unwrap());
+
+    let (value, token) = store.gets(&key("a")).unwrap().unwrap();
+    assert_eq!(value, 1);
+    assert!(store.cas(key("a"), 10, &token, None).unwrap());
+    assert!(
+        !store.cas(key("a"), 20, &token, None).unwrap(),
+        "a stale token must fail"
+    );
+    assert_eq!(store.get(&key("a")).unwrap(), Some(10));
+    assert!(store
+        .cas(key("fresh"), 1, &store.absent_token(), None)
+        .unwrap());
+    assert!(!store
+        .cas(key("fresh"), 2, &store.absent_token(), None)
+        .unwrap());
+}
+
+#[test]
+fn redis_hit_counter_with_incr_is_exact() {
+    let server = RedisServer::start();
+    incr_never_loses_a_hit(|| redis_client(&server));
+}
+
+#[test]
+fn redis_hit_counter_with_a_cas_loop_is_exact() {
+    let server = RedisServer::start();
+    cas_loop_never_loses_a_hit(|| redis_client(&server), 2_500);
+}
+
+#[test]
+fn redis_naive_counter_loses_hits() {
+    let server = RedisServer::start();
+    naive_get_then_set_loses_hits(|| redis_client(&server));
+}
+
+#[test]
+fn redis_conditional_and_batched_calls() {
+    let server = RedisServer::start();
+    conditional_and_batched_calls(&redis_client(&server));
+}
+
+#[test]
+fn memcached_hit_counter_with_incr_is_exact() {
+    let server = MemcachedServer::start();
+    incr_never_loses_a_hit(|| memcached_client(&server));
+}
+
+#[test]
+fn memcached_hit_counter_with_a_cas_loop_is_exact() {
+    let server = MemcachedServer::start();
+    cas_loop_never_loses_a_hit(|| memcached_client(&server), 2_500);
+}
+
+#[test]
+fn memcached_naive_counter_loses_hits() {
+    let server = MemcachedServer::start();
+    naive_get_then_set_loses_hits(|| memcached_client(&server));
+}
+
+#[test]
+fn memcached_conditional_and_batched_calls() {
+    let server = MemcachedServer::start();
+    conditional_and_batched_calls(&memcached_client(&server));
+}
