@@ -217,3 +217,62 @@ fn a_server_that_is_not_there_is_an_error_not_a_panic() {
     assert!(Store::<u32, u32>::remove(&store, &1).is_err());
     assert!(RedisStore::open("not a url").is_err());
 }
+
+static CLUSTER_URLS: OnceLock<Vec<String>> = OnceLock::new();
+static CLUSTER_CALLS: AtomicUsize = AtomicUsize::new(0);
+
+fn cluster_store() -> RedisStore {
+    RedisStore::cluster(CLUSTER_URLS.get().expect("cluster started first").clone())
+        .prefix("tests")
+        .operation_timeout(Duration::from_secs(1))
+        .build()
+        .unwrap()
+}
+
+#[memoize(name = "clustered", store = cluster_store())]
+fn clustered(id: u32) -> String {
+    CLUSTER_CALLS.fetch_add(1, Ordering::SeqCst);
+    format!("book {id}")
+}
+
+#[test]
+fn a_redis_cluster_spreads_entries_over_its_nodes_and_any_client_hits() {
+    let cluster = support::RedisCluster::start();
+    CLUSTER_URLS.set(cluster.urls()).unwrap();
+    for id in 0..200 {
+        assert_eq!(clustered(id), format!("book {id}"));
+    }
+    for id in 0..200 {
+        assert_eq!(clustered(id), format!("book {id}"));
+    }
+    assert_eq!(CLUSTER_CALLS.load(Ordering::SeqCst), 200);
+    assert_eq!(clustered::stats().errors, 0);
+
+    // The entries landed on every node, each holding only its own slots' keys.
+    let per_node: Vec<u64> = cluster
+        .nodes
+        .iter()
+        .map(|node| node.cli(&["dbsize"]).trim().parse().unwrap())
+        .collect();
+    assert_eq!(per_node.iter().sum::<u64>(), 200, "{per_node:?}");
+    assert!(per_node.iter().all(|&count| count > 0), "{per_node:?}");
+
+    // A client that only knows the last node still finds every entry.
+    let other = RedisStore::cluster([cluster.urls()[2].clone()])
+        .prefix("tests")
+        .namespace("clustered")
+        .build()
+        .unwrap();
+    for id in [0u32, 77, 199] {
+        let found: Option<String> = other.get(&(id,)).unwrap();
+        assert_eq!(found, Some(format!("book {id}")));
+    }
+
+    clustered::clear();
+    let left: u64 = cluster
+        .nodes
+        .iter()
+        .map(|node| node.cli(&["dbsize"]).trim().parse::<u64>().unwrap())
+        .sum();
+    assert_eq!(left, 0);
+}

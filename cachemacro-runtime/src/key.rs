@@ -10,7 +10,8 @@
 use std::borrow::{Borrow, ToOwned};
 use std::hash::Hash;
 
-/// A borrowed form of the key `K`: hashes like `K` and can be compared with it.
+/// A borrowed form of a key: hashes like the owned [`Key`](KeyRef::Key) and can be
+/// compared with it.
 ///
 /// Implemented for tuples (up to 12 parts) of references `(&A, &B, ..)` whose owned forms
 /// are `(A::Owned, B::Owned, ..)`, and for the unit key `()`.
@@ -28,14 +29,18 @@ use std::hash::Hash;
 /// let hasher = RandomState::new();
 /// assert_eq!(hasher.hash_one(&borrowed), hasher.hash_one(&owned));
 /// ```
-pub trait KeyRef<K>: Hash {
+pub trait KeyRef: Hash {
+    /// The owned key this borrows from.
+    type Key;
     /// Whether `key` is the owned form of `self`.
-    fn matches(&self, key: &K) -> bool;
+    fn matches(&self, key: &Self::Key) -> bool;
     /// The owned key.
-    fn to_key(&self) -> K;
+    fn to_key(&self) -> Self::Key;
 }
 
-impl KeyRef<()> for () {
+impl KeyRef for () {
+    type Key = ();
+
     fn matches(&self, _: &()) -> bool {
         true
     }
@@ -45,10 +50,16 @@ impl KeyRef<()> for () {
 
 macro_rules! tuple_key_ref {
     ($($part:ident $index:tt),+) => {
-        impl<$($part),+> KeyRef<($($part::Owned,)+)> for ($(&$part,)+)
+        // A key part that cannot be one is already reported on its argument; listing
+        // these impls under that error would only add noise.
+        #[allow(unknown_or_malformed_diagnostic_attributes)]
+        #[diagnostic::do_not_recommend]
+        impl<$($part),+> KeyRef for ($(&$part,)+)
         where
             $($part: ?Sized + ToOwned + Hash + Eq,)+
         {
+            type Key = ($($part::Owned,)+);
+
             fn matches(&self, key: &($($part::Owned,)+)) -> bool {
                 $(*self.$index == *Borrow::<$part>::borrow(&key.$index))&&+
             }

@@ -14,12 +14,18 @@ pub struct RedisServer {
     pub port: u16,
     process: Option<Child>,
     dir: PathBuf,
+    extra_args: Vec<String>,
 }
 
 impl RedisServer {
     /// Starts a server on a free port; panics with a clear message if `redis-server` is
     /// not installed (`scripts/test` installs it).
     pub fn start() -> RedisServer {
+        RedisServer::start_with(&[])
+    }
+
+    /// Starts a server with extra `redis-server` arguments.
+    pub fn start_with(extra_args: &[&str]) -> RedisServer {
         let port = free_port();
         let dir =
             std::env::temp_dir().join(format!("cachemacro-redis-{}-{port}", std::process::id()));
@@ -28,6 +34,7 @@ impl RedisServer {
             port,
             process: None,
             dir,
+            extra_args: extra_args.iter().map(|arg| (*arg).to_owned()).collect(),
         };
         server.restart();
         server
@@ -61,6 +68,7 @@ impl RedisServer {
             ])
             .arg("--dir")
             .arg(&self.dir)
+            .args(&self.extra_args)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
@@ -69,6 +77,67 @@ impl RedisServer {
             );
         self.process = Some(process);
         wait_for_port(self.port);
+    }
+}
+
+/// Three `redis-server` processes joined into a Redis Cluster with `redis-cli --cluster
+/// create`, each owning a third of the hash slots.
+pub struct RedisCluster {
+    pub nodes: Vec<RedisServer>,
+}
+
+impl RedisCluster {
+    pub fn start() -> RedisCluster {
+        let nodes: Vec<RedisServer> = (0..3)
+            .map(|_| {
+                RedisServer::start_with(&[
+                    "--cluster-enabled",
+                    "yes",
+                    "--cluster-node-timeout",
+                    "5000",
+                ])
+            })
+            .collect();
+        let addresses: Vec<String> = nodes
+            .iter()
+            .map(|node| format!("127.0.0.1:{}", node.port))
+            .collect();
+        let created = Command::new("redis-cli")
+            .args(["--cluster", "create"])
+            .args(&addresses)
+            .args(["--cluster-replicas", "0", "--cluster-yes"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .expect("redis-cli must be installed with redis-server");
+        assert!(created.success(), "redis-cli --cluster create failed");
+        let deadline = Instant::now() + Duration::from_secs(20);
+        for node in &nodes {
+            while !node.cli(&["cluster", "info"]).contains("cluster_state:ok") {
+                assert!(
+                    Instant::now() < deadline,
+                    "the cluster did not converge within 20 s"
+                );
+                thread::sleep(Duration::from_millis(50));
+            }
+        }
+        RedisCluster { nodes }
+    }
+
+    pub fn urls(&self) -> Vec<String> {
+        self.nodes.iter().map(RedisServer::url).collect()
+    }
+}
+
+impl RedisServer {
+    /// `redis-cli` against this server; its standard output.
+    pub fn cli(&self, args: &[&str]) -> String {
+        let output = Command::new("redis-cli")
+            .args(["-p", &self.port.to_string()])
+            .args(args)
+            .output()
+            .expect("redis-cli must be installed with redis-server");
+        String::from_utf8_lossy(&output.stdout).into_owned()
     }
 }
 

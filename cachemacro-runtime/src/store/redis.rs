@@ -16,7 +16,9 @@ use std::sync::{Mutex, MutexGuard, RwLock};
 use std::time::{Duration, Instant};
 
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
-use redis::{Cmd, Connection, FromRedisValue, RedisError};
+use redis::cluster::{ClusterClient, ClusterClientBuilder, ClusterConnection};
+use redis::cluster_async::ClusterConnection as AsyncClusterConnection;
+use redis::{Cmd, Connection, ConnectionLike, FromRedisValue, RedisError};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
@@ -47,14 +49,14 @@ use crate::{CacheApi, CasToken, Store, StoreError};
 /// # let _ = shops;
 /// ```
 pub struct RedisStore {
-    client: redis::Client,
+    server: Server,
     prefix: String,
     namespace: Option<String>,
     connect_timeout: Duration,
     operation_timeout: Duration,
     retry_after: Duration,
-    sync_connection: Mutex<Option<Connection>>,
-    async_connection: RwLock<Option<ConnectionManager>>,
+    sync_connection: Mutex<Option<SyncConnection>>,
+    async_connection: RwLock<Option<AsyncConnection>>,
     down_until: Mutex<Option<Instant>>,
 }
 
@@ -75,12 +77,49 @@ pub struct RedisStore {
 /// ```
 #[derive(Debug, Clone)]
 pub struct RedisStoreBuilder {
-    url: String,
+    topology: Topology,
     prefix: String,
     namespace: Option<String>,
     connect_timeout: Duration,
     operation_timeout: Duration,
     retry_after: Duration,
+}
+
+/// Where the keys live: one server, or a Redis Cluster that shards them by hash slot.
+#[derive(Debug, Clone)]
+enum Topology {
+    Single(String),
+    Cluster(Vec<String>),
+}
+
+enum Server {
+    Single(redis::Client),
+    Cluster {
+        client: ClusterClient,
+        /// The nodes named by the user, for `clear`, which must visit each of them.
+        nodes: Vec<redis::Client>,
+    },
+}
+
+enum SyncConnection {
+    Single(Connection),
+    Cluster(ClusterConnection),
+}
+
+impl SyncConnection {
+    fn as_dyn(&mut self) -> &mut dyn ConnectionLike {
+        match self {
+            SyncConnection::Single(connection) => connection,
+            SyncConnection::Cluster(connection) => connection,
+        }
+    }
+}
+
+/// Both kinds multiplex and reconnect by themselves, and are cheap to clone.
+#[derive(Clone)]
+enum AsyncConnection {
+    Single(ConnectionManager),
+    Cluster(AsyncClusterConnection),
 }
 
 impl RedisStore {
@@ -98,8 +137,35 @@ impl RedisStore {
     /// Settings for a store on the server at `url`: prefix `cachemacro`, connect timeout
     /// 50 ms, operation timeout 100 ms, retry after 1 s.
     pub fn builder(url: impl Into<String>) -> RedisStoreBuilder {
+        RedisStoreBuilder::new(Topology::Single(url.into()))
+    }
+
+    /// Settings for a store on a Redis Cluster reached through any of `nodes`
+    /// (`redis://host:port/` each); keys are routed to the node owning their hash slot.
+    ///
+    /// ```
+    /// use cachemacro_runtime::RedisStore;
+    ///
+    /// let store = RedisStore::cluster(["redis://127.0.0.1:7000/", "redis://127.0.0.1:7001/"])
+    ///     .prefix("bookshop")
+    ///     .build();
+    /// assert!(store.is_ok()); // nothing is connected until the first call
+    /// ```
+    pub fn cluster<S: Into<String>>(nodes: impl IntoIterator<Item = S>) -> RedisStoreBuilder {
+        RedisStoreBuilder::new(Topology::Cluster(
+            nodes.into_iter().map(Into::into).collect(),
+        ))
+    }
+
+    fn is_cluster(&self) -> bool {
+        matches!(self.server, Server::Cluster { .. })
+    }
+}
+
+impl RedisStoreBuilder {
+    fn new(topology: Topology) -> RedisStoreBuilder {
         RedisStoreBuilder {
-            url: url.into(),
+            topology,
             prefix: "cachemacro".to_owned(),
             namespace: None,
             connect_timeout: Duration::from_millis(50),
@@ -107,7 +173,9 @@ impl RedisStore {
             retry_after: Duration::from_secs(1),
         }
     }
+}
 
+impl RedisStore {
     fn key_prefix(&self) -> String {
         format!(
             "{}:{}:",
@@ -166,7 +234,7 @@ impl RedisStore {
     /// Runs `request` on the blocking connection, connecting first if needed.
     fn with_sync_connection<T>(
         &self,
-        request: impl FnOnce(&mut Connection) -> redis::RedisResult<T>,
+        request: impl FnOnce(&mut dyn ConnectionLike) -> redis::RedisResult<T>,
     ) -> Result<T, StoreError> {
         self.check_not_down()?;
         let mut slot = self
@@ -174,22 +242,14 @@ impl RedisStore {
             .lock()
             .unwrap_or_else(|e| e.into_inner());
         if slot.is_none() {
-            let connection = self
-                .client
-                .get_connection_with_timeout(self.connect_timeout)
-                .and_then(|connection| {
-                    connection.set_read_timeout(Some(self.operation_timeout))?;
-                    connection.set_write_timeout(Some(self.operation_timeout))?;
-                    Ok(connection)
-                })
-                .map_err(|error| {
-                    self.mark_down();
-                    self.to_store_error(error)
-                })?;
+            let connection = self.connect_sync().map_err(|error| {
+                self.mark_down();
+                self.to_store_error(error)
+            })?;
             *slot = Some(connection);
         }
         let connection = slot.as_mut().expect("connected above");
-        request(connection).map_err(|error| {
+        request(connection.as_dyn()).map_err(|error| {
             // The connection may be half-read after an I/O error or timeout: drop it
             // and start clean next time.
             if error.is_io_error() || error.is_timeout() || error.is_connection_dropped() {
@@ -199,7 +259,36 @@ impl RedisStore {
         })
     }
 
-    async fn async_connection(&self) -> Result<ConnectionManager, StoreError> {
+    fn connect_sync(&self) -> redis::RedisResult<SyncConnection> {
+        match &self.server {
+            Server::Single(client) => {
+                let connection = client.get_connection_with_timeout(self.connect_timeout)?;
+                connection.set_read_timeout(Some(self.operation_timeout))?;
+                connection.set_write_timeout(Some(self.operation_timeout))?;
+                Ok(SyncConnection::Single(connection))
+            }
+            Server::Cluster { client, .. } => Ok(SyncConnection::Cluster(client.get_connection()?)),
+        }
+    }
+
+    async fn connect_async(&self) -> redis::RedisResult<AsyncConnection> {
+        match &self.server {
+            Server::Single(client) => {
+                let config = ConnectionManagerConfig::new()
+                    .set_connection_timeout(Some(self.connect_timeout))
+                    .set_response_timeout(Some(self.operation_timeout))
+                    .set_number_of_retries(1);
+                Ok(AsyncConnection::Single(
+                    ConnectionManager::new_with_config(client.clone(), config).await?,
+                ))
+            }
+            Server::Cluster { client, .. } => Ok(AsyncConnection::Cluster(
+                client.get_async_connection().await?,
+            )),
+        }
+    }
+
+    async fn async_connection(&self) -> Result<AsyncConnection, StoreError> {
         self.check_not_down()?;
         if let Some(connection) = self
             .async_connection
@@ -209,22 +298,18 @@ impl RedisStore {
         {
             return Ok(connection);
         }
-        let config = ConnectionManagerConfig::new()
-            .set_connection_timeout(Some(self.connect_timeout))
-            .set_response_timeout(Some(self.operation_timeout))
-            .set_number_of_retries(1);
-        let connecting = ConnectionManager::new_with_config(self.client.clone(), config);
-        let connection = match tokio::time::timeout(self.connect_timeout * 2, connecting).await {
-            Ok(Ok(connection)) => connection,
-            Ok(Err(error)) => {
-                self.mark_down();
-                return Err(self.to_store_error(error));
-            }
-            Err(_) => {
-                self.mark_down();
-                return Err(StoreError::Timeout(self.connect_timeout));
-            }
-        };
+        let connection =
+            match tokio::time::timeout(self.connect_timeout * 2, self.connect_async()).await {
+                Ok(Ok(connection)) => connection,
+                Ok(Err(error)) => {
+                    self.mark_down();
+                    return Err(self.to_store_error(error));
+                }
+                Err(_) => {
+                    self.mark_down();
+                    return Err(StoreError::Timeout(self.connect_timeout));
+                }
+            };
         *self
             .async_connection
             .write()
@@ -234,11 +319,20 @@ impl RedisStore {
 
     /// Runs `command` on the multiplexed, self-reconnecting async connection.
     async fn run_async<T: FromRedisValue>(&self, command: Cmd) -> Result<T, StoreError> {
-        let mut connection = self.async_connection().await?;
-        match tokio::time::timeout(self.operation_timeout, command.query_async(&mut connection))
-            .await
-        {
-            Ok(result) => result.map_err(|error| self.to_store_error(error)),
+        let answer = async {
+            match self.async_connection().await? {
+                AsyncConnection::Single(mut connection) => command
+                    .query_async(&mut connection)
+                    .await
+                    .map_err(|error| self.to_store_error(error)),
+                AsyncConnection::Cluster(mut connection) => command
+                    .query_async(&mut connection)
+                    .await
+                    .map_err(|error| self.to_store_error(error)),
+            }
+        };
+        match tokio::time::timeout(self.operation_timeout, answer).await {
+            Ok(result) => result,
             Err(_) => Err(StoreError::Timeout(self.operation_timeout)),
         }
     }
@@ -305,11 +399,26 @@ impl RedisStoreBuilder {
 
     /// The store. Fails only on an invalid URL: nothing is connected until first use.
     pub fn build(self) -> Result<RedisStore, StoreError> {
-        let client = redis::Client::open(self.url.as_str()).map_err(|error| {
-            StoreError::Unavailable(format!("invalid Redis URL `{}`: {error}", self.url))
-        })?;
+        let open = |url: &str| {
+            redis::Client::open(url).map_err(|error| {
+                StoreError::Unavailable(format!("invalid Redis URL `{url}`: {error}"))
+            })
+        };
+        let server = match &self.topology {
+            Topology::Single(url) => Server::Single(open(url)?),
+            Topology::Cluster(urls) => Server::Cluster {
+                client: ClusterClientBuilder::new(urls.iter().map(String::as_str))
+                    .connection_timeout(self.connect_timeout)
+                    .response_timeout(self.operation_timeout)
+                    .build()
+                    .map_err(|error| {
+                        StoreError::Unavailable(format!("invalid Redis Cluster nodes: {error}"))
+                    })?,
+                nodes: urls.iter().map(|url| open(url)).collect::<Result<_, _>>()?,
+            },
+        };
         Ok(RedisStore {
-            client,
+            server,
             prefix: self.prefix,
             namespace: self.namespace,
             connect_timeout: self.connect_timeout,
@@ -342,17 +451,21 @@ where
         Ok(self.run_sync::<u64>(redis::cmd("DEL").arg(key))? > 0)
     }
 
+    /// Deletes this namespace's keys, found with `SCAN` (never `FLUSHDB`, which would
+    /// take other applications' keys too). On a cluster every node is scanned, and keys
+    /// are deleted one by one, as a multi-key `DEL` must stay within one hash slot.
     fn clear(&self) -> Result<(), StoreError> {
-        let mut cursor = 0;
-        loop {
-            let (next, keys): (u64, Vec<Vec<u8>>) = self.run_sync(&self.scan_command(cursor))?;
-            if !keys.is_empty() {
-                self.run_sync::<u64>(&delete_command(keys))?;
+        match &self.server {
+            Server::Single(_) => {
+                self.with_sync_connection(|connection| self.clear_on(connection, true))
             }
-            if next == 0 {
-                return Ok(());
-            }
-            cursor = next;
+            Server::Cluster { nodes, .. } => nodes.iter().try_for_each(|node| {
+                let mut connection = node
+                    .get_connection_with_timeout(self.connect_timeout)
+                    .map_err(|error| self.to_store_error(error))?;
+                self.clear_on(&mut connection, false)
+                    .map_err(|error| self.to_store_error(error))
+            }),
         }
     }
 
@@ -395,13 +508,38 @@ where
     }
 }
 
+impl RedisStore {
+    fn clear_on(&self, connection: &mut dyn ConnectionLike, batch: bool) -> redis::RedisResult<()> {
+        let mut cursor = 0;
+        loop {
+            let (next, keys): (u64, Vec<Vec<u8>>) = self.scan_command(cursor).query(connection)?;
+            if batch && !keys.is_empty() {
+                delete_command(keys).query::<u64>(connection)?;
+            } else {
+                for key in keys {
+                    delete_command(vec![key]).query::<u64>(connection)?;
+                }
+            }
+            if next == 0 {
+                return Ok(());
+            }
+            cursor = next;
+        }
+    }
+}
+
 impl std::fmt::Debug for RedisStore {
     fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         formatter
             .debug_struct("RedisStore")
             .field(
-                "server",
-                &self.client.get_connection_info().addr().to_string(),
+                "topology",
+                &match &self.server {
+                    Server::Single(client) => client.get_connection_info().addr().to_string(),
+                    Server::Cluster { nodes, .. } => {
+                        format!("cluster of {} seed nodes", nodes.len())
+                    }
+                },
             )
             .field("prefix", &self.prefix)
             .field("namespace", &self.namespace)
@@ -499,6 +637,10 @@ where
     }
 
     fn get_many(&self, keys: &[K]) -> Result<Vec<Option<V>>, StoreError> {
+        if self.is_cluster() {
+            // MGET must stay within one hash slot on a cluster.
+            return keys.iter().map(|key| self.get(key)).collect();
+        }
         if keys.is_empty() {
             return Ok(Vec::new());
         }
@@ -511,6 +653,11 @@ where
     }
 
     fn set_many(&self, entries: Vec<(K, V)>, ttl: Option<Duration>) -> Result<(), StoreError> {
+        if self.is_cluster() {
+            return entries
+                .into_iter()
+                .try_for_each(|(key, value)| self.insert(key, value, ttl));
+        }
         let mut pipeline = redis::pipe();
         for (key, value) in &entries {
             pipeline
@@ -521,6 +668,13 @@ where
     }
 
     fn delete_many(&self, keys: &[K]) -> Result<usize, StoreError> {
+        if self.is_cluster() {
+            let mut removed = 0;
+            for key in keys {
+                removed += usize::from(Store::<K, V>::remove(self, key)?);
+            }
+            return Ok(removed);
+        }
         if keys.is_empty() {
             return Ok(0);
         }
