@@ -493,7 +493,7 @@ where
                 })
             }
             CasTokenRepr::Bytes(bytes) if bytes.is_empty() => self.add(key, value, ttl),
-            CasTokenRepr::Bytes(_) => Err(StoreError::Other(
+            CasTokenRepr::Bytes(_) | CasTokenRepr::Value(_) => Err(StoreError::Other(
                 "a CAS token from another kind of store".into(),
             )),
         }

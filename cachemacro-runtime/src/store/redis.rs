@@ -95,7 +95,7 @@ enum Topology {
 enum Server {
     Single(redis::Client),
     Cluster {
-        client: ClusterClient,
+        client: Box<ClusterClient>,
         /// The nodes named by the user, for `clear`, which must visit each of them.
         nodes: Vec<redis::Client>,
     },
@@ -103,14 +103,14 @@ enum Server {
 
 enum SyncConnection {
     Single(Connection),
-    Cluster(ClusterConnection),
+    Cluster(Box<ClusterConnection>),
 }
 
 impl SyncConnection {
     fn as_dyn(&mut self) -> &mut dyn ConnectionLike {
         match self {
             SyncConnection::Single(connection) => connection,
-            SyncConnection::Cluster(connection) => connection,
+            SyncConnection::Cluster(connection) => &mut **connection,
         }
     }
 }
@@ -267,7 +267,9 @@ impl RedisStore {
                 connection.set_write_timeout(Some(self.operation_timeout))?;
                 Ok(SyncConnection::Single(connection))
             }
-            Server::Cluster { client, .. } => Ok(SyncConnection::Cluster(client.get_connection()?)),
+            Server::Cluster { client, .. } => {
+                Ok(SyncConnection::Cluster(Box::new(client.get_connection()?)))
+            }
         }
     }
 
@@ -411,6 +413,7 @@ impl RedisStoreBuilder {
                     .connection_timeout(self.connect_timeout)
                     .response_timeout(self.operation_timeout)
                     .build()
+                    .map(Box::new)
                     .map_err(|error| {
                         StoreError::Unavailable(format!("invalid Redis Cluster nodes: {error}"))
                     })?,
