@@ -30,7 +30,10 @@
 //!
 //! See the [`memoize`] attribute for every option.
 
+mod key;
 mod memoized;
+#[cfg(feature = "axum")]
+pub mod page;
 mod single_flight;
 mod slot;
 mod stats;
@@ -40,8 +43,58 @@ pub mod store;
 #[path = "private.rs"]
 pub mod __private;
 
+pub use key::KeyRef;
 pub use stats::CacheStats;
-pub use store::{MemoryStore, MemoryStoreBuilder, Store, StoreError, StoreStats};
+pub use store::{
+    CacheApi, CasToken, MemoryStore, MemoryStoreBuilder, Store, StoreError, StoreStats,
+};
+#[cfg(feature = "memcached")]
+pub use store::{MemcachedStore, MemcachedStoreBuilder};
+#[cfg(feature = "redis")]
+pub use store::{RedisStore, RedisStoreBuilder};
+
+#[cfg(feature = "axum")]
+pub use page::{CachedPage, PageCache, PageCacheLayer, PageCacheService, PageKey};
+
+/// Caches the whole response of an axum handler (feature `axum`): Django's
+/// `@cache_page(60 * 15)`, with the HTTP rules of [`PageCache`].
+///
+/// ```
+/// use axum::{extract::Path, routing::get, Router};
+/// use cachemacro_runtime::cache_page;
+///
+/// #[cache_page(ttl = "15m", stale = "5m", vary = ["Accept-Language"])]
+/// async fn book(Path(id): Path<u32>) -> String {
+///     // two database calls and a template would run here
+///     format!("<h1>Book {id}</h1>")
+/// }
+///
+/// let app: Router = Router::new().route("/books/{id}", get(book));
+/// // Companions: `book::invalidate("http://shop.example/books/312")`, `book::clear()`,
+/// // `book::stats()`.
+/// assert_eq!(book::stats().hits, 0);
+/// # let _ = app;
+/// ```
+///
+/// The handler stays an axum handler: the macro prepends a hidden extractor that reads
+/// the request head (not the body, so a body extractor can stay last; this leaves room
+/// for 15 of axum's 16 extractor arguments) and changes the return type to
+/// `axum::response::Response` (whatever the body returns must implement `IntoResponse`).
+/// Every handler gets its own [`PageCache`], created on its first request.
+///
+/// Options:
+///
+/// * `ttl = "15m"`: freshness when the response sets no `max-age` (default: 10 minutes).
+/// * `stale = "5m"`: serve an expired page for this long while one request re-renders it.
+/// * `store = <expr>`: any `Store<PageKey, CachedPage>` (default: a new [`MemoryStore`]).
+/// * `key_prefix = "..."`: prefix of every key (default: the handler's module path and
+///   name, so that handlers can share one store).
+/// * `vary = ["Accept-Language", ..]`: request headers that select a different page.
+/// * `query = false`: leave the query string out of the key.
+/// * `crate = "path"`: where the runtime is, if the dependency was renamed.
+#[cfg(feature = "axum")]
+#[doc(inline)]
+pub use cachemacro::cache_page;
 
 /// Caches a function's results, keyed by its arguments.
 ///

@@ -11,7 +11,7 @@ pub use std::time::Duration;
 pub use crate::memoized::{Memoized, PolicyFns, ValuePolicy};
 pub use crate::slot::{CacheSlot, ErasedCache};
 pub use crate::store::MemoryStore;
-pub use crate::{CacheStats, Store};
+pub use crate::{CacheStats, KeyRef, Store};
 
 /// Pins the type of an async body so that inference errors point at the user's code.
 pub fn async_body<R, F: core::future::Future<Output = R>>(body: F) -> F {
@@ -62,11 +62,11 @@ pub trait KeyPart: Clone + core::hash::Hash + Eq + Send + Sync + 'static {}
 #[diagnostic::do_not_recommend]
 impl<T: Clone + core::hash::Hash + Eq + Send + Sync + 'static> KeyPart for T {}
 
-/// The owned key part of a by-value argument. The clone happens here, under the
-/// `KeyPart` bound, so that a type that is not `Clone` gets the same clear error as one
-/// that is not `Hash`.
-pub fn key_part<T: KeyPart>(part: &T) -> T {
-    part.clone()
+/// A by-value argument as a borrowed key part. Checked here, under the `KeyPart`
+/// bound, so that a type that is not `Clone` gets the same clear error, on the argument,
+/// as one that is not `Hash`.
+pub fn key_part<T: KeyPart>(part: &T) -> &T {
+    part
 }
 
 /// A borrowed argument whose owned form `Owned` can be a key part: `&str` is keyed by
@@ -91,9 +91,10 @@ impl<B: ?Sized + ToOwned<Owned = Owned>, Owned: KeyPart> BorrowedKeyPart<Owned> 
     }
 }
 
-/// The owned key part of a borrowed argument (see [`BorrowedKeyPart`]).
-pub fn borrowed_key_part<B: ?Sized + BorrowedKeyPart<Owned>, Owned>(part: &B) -> Owned {
-    part.to_key_part()
+/// A borrowed argument as a key part, checked to have an owned form that can be one
+/// (see [`BorrowedKeyPart`]).
+pub fn borrowed_key_part<B: ?Sized + BorrowedKeyPart<Owned>, Owned>(part: &B) -> &B {
+    part
 }
 
 /// A receiver that can be part of a cache key.
@@ -108,9 +109,9 @@ pub trait SelfKey: Clone + core::hash::Hash + Eq + Send + Sync + 'static {}
 #[diagnostic::do_not_recommend]
 impl<T: Clone + core::hash::Hash + Eq + Send + Sync + 'static> SelfKey for T {}
 
-/// The owned receiver, as a key part.
-pub fn self_key<T: SelfKey>(receiver: &T) -> T {
-    receiver.clone()
+/// The receiver as a borrowed key part, checked to be able to be one.
+pub fn self_key<T: SelfKey>(receiver: &T) -> &T {
+    receiver
 }
 
 // `#[cache_page]` (issue 4).

@@ -167,14 +167,30 @@ fn memoized_fn(
             )
         }
     };
+    let key = match &key.borrowed {
+        // The hit path: probe with references to the arguments, and build (allocate) the
+        // owned key only on a miss. The borrow ends before the body takes the arguments.
+        Some(borrowed) => quote! {
+            let __cachemacro_key = {
+                let __cachemacro_key_ref = #borrowed;
+                if let #rt::__private::Some(__cachemacro_hit) =
+                    #rt::__private::Memoized::lookup_borrowed(__cachemacro_cache, &__cachemacro_key_ref)
+                {
+                    return #rt::__private::ValuePolicy::restore(&__cachemacro_policy, __cachemacro_hit);
+                }
+                #rt::__private::KeyRef::to_key(&__cachemacro_key_ref)
+            };
+        },
+        None => quote!(let __cachemacro_key = #key_expr;),
+    };
     quote! {
         #(#attrs)*
         #vis #sig {
-            let __cachemacro_key = #key_expr;
             let __cachemacro_cache = #slot.get_or_init(|| {
                 #rt::__private::Memoized::new(#name, #store, #ttl)
             });
             let __cachemacro_policy = #policy;
+            #key
             #call
         }
     }

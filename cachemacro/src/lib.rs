@@ -7,6 +7,7 @@ mod attr;
 mod duration;
 mod expand;
 mod key;
+mod page;
 mod signature;
 
 use proc_macro::TokenStream;
@@ -16,4 +17,11 @@ use proc_macro::TokenStream;
 #[proc_macro_attribute]
 pub fn memoize(attr: TokenStream, item: TokenStream) -> TokenStream {
     expand::memoize(attr.into(), item.into()).into()
+}
+
+/// Caches the whole response of an axum handler. Documented in
+/// `cachemacro_runtime::cache_page`, which re-exports it.
+#[proc_macro_attribute]
+pub fn cache_page(attr: TokenStream, item: TokenStream) -> TokenStream {
+    page::cache_page(attr.into(), item.into()).into()
 }

@@ -1,0 +1,46 @@
+//! The request head that `#[cache_page]` adds to a handler as a hidden extractor.
+
+use std::convert::Infallible;
+use std::future::Future;
+
+use axum::extract::FromRequestParts;
+use axum::response::{IntoResponse, Response};
+use http::request::Parts;
+use http::Request;
+
+use super::PageCache;
+
+/// The method, URI and headers of the request a cached handler serves: what the page
+/// cache needs to build the key and apply the rules. Extracted from the request parts
+/// (so it never consumes the body) with any router state.
+pub struct PageRequest(Request<()>);
+
+impl<S: Send + Sync> FromRequestParts<S> for PageRequest {
+    type Rejection = Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
+        let mut request = Request::new(());
+        *request.method_mut() = parts.method.clone();
+        *request.uri_mut() = parts.uri.clone();
+        *request.version_mut() = parts.version;
+        *request.headers_mut() = parts.headers.clone();
+        Ok(PageRequest(request))
+    }
+}
+
+/// What a `#[cache_page]` handler runs: the page cache in front of the handler's body.
+pub async fn serve_handler<R, Fut>(cache: &PageCache, request: PageRequest, body: Fut) -> Response
+where
+    Fut: Future<Output = R>,
+    R: IntoResponse,
+{
+    let rendered = cache
+        .serve(request.0, |_request| async move {
+            Ok::<_, Infallible>(body.await.into_response())
+        })
+        .await;
+    match rendered {
+        Ok(response) => response,
+        Err(never) => match never {},
+    }
+}
