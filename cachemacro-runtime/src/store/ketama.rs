@@ -112,6 +112,23 @@ mod tests {
         assert_ne!(KetamaRing::new(&["cache:11212"]).points, without.points);
     }
 
+    /// Vectors from libmemcached itself (`scripts/ketama_vectors.py`): the keys a
+    /// reference client stored on each of three real servers.
+    #[test]
+    fn routes_every_key_where_libmemcached_does() {
+        let vectors = include_str!("ketama_vectors.txt");
+        let servers = ["127.0.0.1:11211", "127.0.0.1:21212", "127.0.0.1:21213"];
+        let ring = KetamaRing::new(&servers);
+        let mut checked = 0;
+        for line in vectors.lines().filter(|line| !line.starts_with('#')) {
+            let (key, server) = line.split_once('\t').expect("key<TAB>server");
+            let expected: usize = server.parse().expect("a server index");
+            assert_eq!(ring.server_for(key.as_bytes()), Some(expected), "key {key}");
+            checked += 1;
+        }
+        assert_eq!(checked, 300);
+    }
+
     #[test]
     fn an_empty_ring_routes_nowhere() {
         assert_eq!(KetamaRing::new::<&str>(&[]).server_for(b"key"), None);
