@@ -70,17 +70,33 @@ fn keys_spread_over_the_servers_and_a_dead_one_only_costs_recomputation() {
     let stored: Option<String> = probe.get(&(7u32,)).unwrap();
     assert_eq!(stored, Some("book 7".to_owned()));
 
+    // Clearing bumps the namespace version: every entry is gone for every client.
+    title::clear();
+    assert_eq!(title(1), "book 1");
+    assert_eq!(CALLS.load(Ordering::SeqCst), 301);
+    let probe_after = MemcachedStore::builder(SERVERS.get().unwrap().clone())
+        .namespace("books")
+        .prefix("tests")
+        .build();
+    let stale: Option<String> = probe_after.get(&(2u32,)).unwrap_or(None);
+    assert_eq!(stale, None, "a fresh client sees the new version too");
+    // Fill the cache again for the outage below.
+    for id in 0..300 {
+        title(id);
+    }
+    assert_eq!(CALLS.load(Ordering::SeqCst), 600);
+
     // Kill one server: callers still get correct values; only its keys are recomputed.
     let dead = servers.remove(0);
     let dead_address = dead.address();
     drop(dead);
     let on_dead = (0..300)
-        .filter(|id| probe.server_for(&(*id,)) == Some(dead_address.as_str()))
+        .filter(|id| probe_after.server_for(&(*id,)) == Some(dead_address.as_str()))
         .count();
     assert!(on_dead > 0);
     for id in 0..300 {
         assert_eq!(title(id), format!("book {id}"));
     }
-    assert_eq!(CALLS.load(Ordering::SeqCst), 300 + on_dead);
+    assert_eq!(CALLS.load(Ordering::SeqCst), 600 + on_dead);
     assert!(title::stats().errors >= on_dead as u64);
 }

@@ -51,6 +51,8 @@ pub struct MemcachedStore {
     prefix: String,
     namespace: Option<String>,
     settings: Settings,
+    /// The namespace's version as last read from the server, and when.
+    version: Mutex<Option<(u64, Instant)>>,
 }
 
 /// Settings of a [`MemcachedStore`]; from [`MemcachedStore::builder`].
@@ -81,6 +83,7 @@ struct Settings {
     operation_timeout: Duration,
     retry_after: Duration,
     pool_size: u32,
+    version_refresh: Duration,
 }
 
 struct Server {
@@ -102,6 +105,7 @@ impl MemcachedStore {
                 operation_timeout: Duration::from_millis(100),
                 retry_after: Duration::from_secs(1),
                 pool_size: 4,
+                version_refresh: Duration::from_secs(1),
             },
         }
     }
@@ -122,8 +126,11 @@ impl MemcachedStore {
     /// or, when that is too long or not plain ASCII, a fixed-length MD5 of it.
     fn encode_key<K: Serialize>(&self, key: &K) -> Result<String, StoreError> {
         let bytes = codec::encode_key("", key)?;
-        let namespace = self.namespace.as_deref().unwrap_or("default");
-        let mut text = format!("{}:{namespace}:", self.prefix);
+        let mut text = format!(
+            "{}v{}:",
+            self.namespace_key_prefix(),
+            self.namespace_version()
+        );
         for byte in &bytes {
             text.push_str(&format!("{byte:02x}"));
         }
@@ -135,6 +142,37 @@ impl MemcachedStore {
             }
         }
         Ok(text)
+    }
+
+    fn namespace_key_prefix(&self) -> String {
+        format!(
+            "{}:{}:",
+            self.prefix,
+            self.namespace.as_deref().unwrap_or("default")
+        )
+    }
+
+    /// Where the namespace's version counter lives (on its own server of the ring).
+    fn version_key(&self) -> String {
+        format!("{}version", self.namespace_key_prefix())
+    }
+
+    /// The namespace's current version: part of every key, so that bumping it (`clear`)
+    /// orphans every entry at once, to age out with its ttl. Read from the server at
+    /// most once per `version_refresh`; an unreachable server leaves the last one known.
+    fn namespace_version(&self) -> u64 {
+        let mut cached = self.version.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some((version, read_at)) = *cached {
+            if read_at.elapsed() < self.settings.version_refresh {
+                return version;
+            }
+        }
+        let key = self.version_key();
+        // An increment by 0 reads the counter, creating it at 0 if it is missing.
+        let read = self.run(&key, |client, key| client.increment(key, 0));
+        let version = read.unwrap_or_else(|_| cached.map_or(0, |(version, _)| version));
+        *cached = Some((version, Instant::now()));
+        version
     }
 
     /// The server owning `key`, and a connected client for it.
@@ -297,6 +335,13 @@ impl MemcachedStoreBuilder {
         self
     }
 
+    /// How often the namespace version is re-read, i.e. how soon another process's
+    /// `clear` is seen.
+    pub fn version_refresh(mut self, every: Duration) -> Self {
+        self.settings.version_refresh = every;
+        self
+    }
+
     /// Connections kept per server.
     pub fn pool_size(mut self, connections: u32) -> Self {
         self.settings.pool_size = connections.max(1);
@@ -321,6 +366,7 @@ impl MemcachedStoreBuilder {
             prefix: self.prefix,
             namespace: self.namespace,
             settings: self.settings,
+            version: Mutex::new(None),
         }
     }
 }
@@ -349,12 +395,14 @@ where
     }
 
     /// Memcached cannot list keys, and `flush_all` would wipe other applications'
-    /// entries too; clearing one namespace needs versioned keys, which are not built yet.
+    /// entries too, so a namespace is cleared by bumping its version, which every key
+    /// contains: the old entries are never read again and age out with their ttl.
+    /// Other processes see the bump within `version_refresh`.
     fn clear(&self) -> Result<(), StoreError> {
-        Err(StoreError::Unavailable(
-            "MemcachedStore cannot clear one namespace yet; entries expire with their ttl"
-                .to_owned(),
-        ))
+        let key = self.version_key();
+        let version = self.run(&key, |client, key| client.increment(key, 1))?;
+        *self.version.lock().unwrap_or_else(|e| e.into_inner()) = Some((version, Instant::now()));
+        Ok(())
     }
 
     fn with_namespace(mut self, namespace: &'static str) -> Self {
