@@ -11,7 +11,7 @@ use std::time::Duration;
 use crate::single_flight::{FlightOutcome, Role, SingleFlight};
 use crate::slot::ErasedCache;
 use crate::stats::StatsCounters;
-use crate::{CacheStats, Store, StoreError};
+use crate::{CacheStats, KeyRef, Store, StoreError};
 
 /// How a function's return value `R` maps to the value `V` kept in the store.
 ///
@@ -65,6 +65,18 @@ where
             flights: SingleFlight::new(),
             counters: StatsCounters::default(),
         }
+    }
+
+    /// The hit path: `key` borrowed from the arguments, looked up without building the
+    /// owned key. `None` (a miss, or a store without a borrowed lookup) sends the caller
+    /// to [`get_or_compute`](Self::get_or_compute).
+    pub fn lookup_borrowed<Q>(&self, key: &Q) -> Option<V>
+    where
+        Q: KeyRef<Key = K> + ?Sized,
+    {
+        let value = self.store.get_borrowed(key)?;
+        self.counters.hit();
+        Some(value)
     }
 
     /// The value for `key`: from the store, from a concurrent caller's computation, or by

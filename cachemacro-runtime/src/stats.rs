@@ -70,10 +70,27 @@ impl CacheStats {
     }
 }
 
+/// Hits are counted on every call of a hot function, from every thread: a single shared
+/// counter would move its cache line between cores on each hit. Each thread adds to its
+/// own stripe instead, and a snapshot sums them.
+const HIT_STRIPES: usize = 8;
+
+#[derive(Debug, Default)]
+#[repr(align(128))] // one stripe per cache line (two on CPUs that prefetch in pairs)
+struct HitStripe(AtomicU64);
+
+fn hit_stripe() -> usize {
+    static NEXT_THREAD: AtomicU64 = AtomicU64::new(0);
+    thread_local! {
+        static STRIPE: usize = (NEXT_THREAD.fetch_add(1, Ordering::Relaxed) as usize) % HIT_STRIPES;
+    }
+    STRIPE.with(|stripe| *stripe)
+}
+
 /// The live counters behind [`CacheStats`]; relaxed atomics, as they only feed reports.
 #[derive(Debug, Default)]
 pub(crate) struct StatsCounters {
-    hits: AtomicU64,
+    hits: [HitStripe; HIT_STRIPES],
     misses: AtomicU64,
     coalesced: AtomicU64,
     inserts: AtomicU64,
@@ -82,7 +99,7 @@ pub(crate) struct StatsCounters {
 
 impl StatsCounters {
     pub(crate) fn hit(&self) {
-        self.hits.fetch_add(1, Ordering::Relaxed);
+        self.hits[hit_stripe()].0.fetch_add(1, Ordering::Relaxed);
     }
 
     pub(crate) fn miss(&self) {
@@ -90,7 +107,7 @@ impl StatsCounters {
     }
 
     pub(crate) fn coalesced(&self) {
-        self.hits.fetch_add(1, Ordering::Relaxed);
+        self.hit();
         self.coalesced.fetch_add(1, Ordering::Relaxed);
     }
 
@@ -104,7 +121,11 @@ impl StatsCounters {
 
     pub(crate) fn snapshot(&self, store: StoreStats) -> CacheStats {
         CacheStats {
-            hits: self.hits.load(Ordering::Relaxed),
+            hits: self
+                .hits
+                .iter()
+                .map(|stripe| stripe.0.load(Ordering::Relaxed))
+                .sum(),
             misses: self.misses.load(Ordering::Relaxed),
             coalesced: self.coalesced.load(Ordering::Relaxed),
             inserts: self.inserts.load(Ordering::Relaxed),

@@ -2,8 +2,9 @@
 //!
 //! The key owns its parts: a by-value argument is cloned, a reference is turned into its
 //! owned form (`&str` -> `String`, `&[T]` -> `Vec<T>`, `&T` -> `T`) through `ToOwned`.
-//! The same expression is used by the function and by its `invalidate` companion, so the
-//! two can never build different keys for the same arguments.
+//! The default key is first written borrowed, as a tuple of references to the arguments,
+//! so that a hit needs no allocation; the owned key is derived from that tuple, by the
+//! function and by its `invalidate` companion alike, so they never build different keys.
 
 use proc_macro2::{Span, TokenStream};
 use quote::{quote, quote_spanned, ToTokens};
@@ -16,6 +17,12 @@ use crate::signature::{bindings, is_impl_trait, mentions, FnShape};
 pub(crate) struct KeyPlan {
     /// Builds the owned key from the arguments in scope.
     pub(crate) expr: TokenStream,
+    /// For the default key: the key borrowed from the arguments (a [`KeyRef`] tuple such
+    /// as `(&str, &u32)`), which the hit path probes with before any allocation. `expr`
+    /// is then `KeyRef::to_key` of it, so the two cannot disagree.
+    ///
+    /// [`KeyRef`]: https://docs.rs/cachemacro-runtime/latest/cachemacro_runtime/trait.KeyRef.html
+    pub(crate) borrowed: Option<TokenStream>,
     /// The same key, built inside a companion, where the receiver is always `&self`.
     pub(crate) companion_expr: TokenStream,
     /// Whether the receiver is part of the key (the companion then takes `&self`).
@@ -88,10 +95,10 @@ fn argument_key(shape: &FnShape, args: &MemoizeArgs, rt: &TokenStream) -> syn::R
         let rt = respan(rt, span);
         // The companions take `&self` whatever the method's receiver is.
         let companion_part = quote_spanned!(span=> #rt::__private::self_key(self));
-        let part = if receiver.reference.is_some() {
-            companion_part.clone()
-        } else {
-            quote_spanned!(span=> #rt::__private::self_key(&self))
+        let part = match (&receiver.reference, &receiver.mutability) {
+            (Some(_), None) => companion_part.clone(),
+            (Some(_), Some(_)) => quote_spanned!(span=> #rt::__private::self_key(&*self)),
+            (None, _) => quote_spanned!(span=> #rt::__private::self_key(&self)),
         };
         parts.push(part);
         companion_parts.push(companion_part);
@@ -132,6 +139,7 @@ fn argument_key(shape: &FnShape, args: &MemoizeArgs, rt: &TokenStream) -> syn::R
                 quote_spanned!(span=> #rt::__private::borrowed_key_part(&*#ident))
             }
             _ => quote_spanned!(span=> #rt::__private::key_part(&#ident)),
+            // Each part is a reference; the owned key is built from them only on a miss.
         };
         parts.push(part.clone());
         companion_parts.push(part);
@@ -148,9 +156,11 @@ fn argument_key(shape: &FnShape, args: &MemoizeArgs, rt: &TokenStream) -> syn::R
         instantiation_parts(shape, key_types.map(|arg| arg.ty.to_token_stream()), rt);
     parts.extend(instantiation.iter().cloned());
     companion_parts.extend(instantiation);
+    let borrowed = quote!((#(#parts,)*));
     Ok(KeyPlan {
-        expr: quote!((#(#parts,)*)),
-        companion_expr: quote!((#(#companion_parts,)*)),
+        expr: quote!(#rt::__private::KeyRef::to_key(&#borrowed)),
+        companion_expr: quote!(#rt::__private::KeyRef::to_key(&(#(#companion_parts,)*))),
+        borrowed: Some(borrowed),
         uses_receiver,
         companion_args,
     })
@@ -185,6 +195,7 @@ fn custom_key(shape: &FnShape, key: &syn::Expr, rt: &TokenStream) -> KeyPlan {
     KeyPlan {
         companion_expr: expr.clone(),
         expr,
+        borrowed: None,
         uses_receiver: shape.receiver.is_some() && mentions(tokens, "self"),
         companion_args,
     }
