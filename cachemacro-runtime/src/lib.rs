@@ -46,7 +46,8 @@ pub mod __private;
 pub use key::KeyRef;
 pub use stats::CacheStats;
 pub use store::{
-    CacheApi, CasToken, MemoryStore, MemoryStoreBuilder, Store, StoreError, StoreStats,
+    CacheApi, CasToken, MemoryStore, MemoryStoreBuilder, RemovalCause, Store, StoreError,
+    StoreStats,
 };
 #[cfg(feature = "memcached")]
 pub use store::{MemcachedStore, MemcachedStoreBuilder};
@@ -117,7 +118,7 @@ pub use cachemacro::cache_page;
 /// |---|---|
 /// | `ttl = "15m"` | time to live: `ms`, `s`, `m`, `h`, `d`, combinable (`"1h30m"`); an integer means seconds |
 /// | `tti = "5m"` | time to idle: the entry expires when not read for that long |
-/// | `capacity = 10_000` | bound on entries of the default store; past it the least useful entry is evicted (SIEVE) |
+/// | `capacity = 10_000` | bound on entries of the default store; past it the least useful entry is evicted (S3-FIFO with a ghost queue) |
 /// | `key = expr` | the key is this expression over the arguments instead of all of them |
 /// | `ignore(db, self)` | arguments left out of the key (connections, pools, loggers; `self` to share one cache between instances) |
 /// | `name = "books"` | the cache's name in logs (default: module path and function name) |

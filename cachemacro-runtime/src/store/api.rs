@@ -58,22 +58,25 @@ impl fmt::Debug for CasTokenRepr {
 /// 10 and both write 11, is exactly what [`incr`](CacheApi::incr) and the
 /// [`gets`](CacheApi::gets)/[`cas`](CacheApi::cas) retry loop prevent:
 ///
-/// ```no_run
-/// use cachemacro_runtime::{CacheApi, RedisStore};
+/// ```
+/// use cachemacro_runtime::{CacheApi, MemoryStore, Store};
 ///
-/// let store = RedisStore::builder("redis://127.0.0.1:6379/").namespace("counters").build()?;
-/// let hits: i64 = CacheApi::<&str, i64>::incr(&store, &"hit_count", 1)?;
+/// // The same calls work on `RedisStore` and `MemcachedStore`, atomically on the server.
+/// let store: MemoryStore<&str, i64> = MemoryStore::new();
+/// let hits = store.incr(&"hit_count", 1)?;
+/// assert_eq!(hits, 1);
 ///
 /// // Compare-and-set for updates a single counter cannot express.
 /// loop {
-///     let (seen, token) = match CacheApi::<&str, i64>::gets(&store, &"high_score")? {
+///     let (seen, token) = match store.gets(&"high_score")? {
 ///         Some(found) => found,
-///         None => (0, CacheApi::<&str, i64>::absent_token(&store)),
+///         None => (0, store.absent_token()),
 ///     };
-///     if CacheApi::cas(&store, "high_score", seen.max(hits), &token, None)? {
+///     if store.cas("high_score", seen.max(hits * 10), &token, None)? {
 ///         break;
 ///     }
 /// }
+/// assert_eq!(store.get(&"high_score")?, Some(10));
 /// # Ok::<(), cachemacro_runtime::StoreError>(())
 /// ```
 pub trait CacheApi<K, V>: Store<K, V> {
