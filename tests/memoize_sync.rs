@@ -349,3 +349,70 @@ fn methods_key_on_self_unless_ignored() {
     Shop::opening_hours_clear();
     assert_eq!(Shop::opening_hours_stats().entries, 0);
 }
+
+static STALE_CALLS: AtomicUsize = AtomicUsize::new(0);
+static STALE_GATE: std::sync::Mutex<Option<mpsc::Receiver<()>>> = std::sync::Mutex::new(None);
+
+#[memoize(ttl = "100ms", stale = "1h")]
+fn revalidated(n: u32) -> u32 {
+    let call = STALE_CALLS.fetch_add(1, Ordering::SeqCst);
+    if call == 1 {
+        // The refresh blocks until the test has seen a stale value served meanwhile.
+        let gate = STALE_GATE.lock().unwrap().take().expect("gate set");
+        gate.recv_timeout(Duration::from_secs(10)).expect("stale value served first");
+    }
+    n * 100 + call as u32
+}
+
+#[test]
+fn stale_values_are_served_while_one_caller_refreshes() {
+    assert_eq!(revalidated(1), 100);
+    assert_eq!(revalidated(1), 100);
+    thread::sleep(Duration::from_millis(300)); // past the ttl, well within the stale window
+
+    let (open, gate) = mpsc::channel();
+    *STALE_GATE.lock().unwrap() = Some(gate);
+    let refresher = thread::spawn(|| revalidated(1));
+    // Wait until the refresh has started, then ask again: the old value, at once.
+    while STALE_CALLS.load(Ordering::SeqCst) < 2 {
+        thread::sleep(Duration::from_millis(5));
+    }
+    assert_eq!(revalidated(1), 100);
+    open.send(()).unwrap();
+    assert_eq!(refresher.join().unwrap(), 101);
+    assert_eq!(revalidated(1), 101, "the refreshed value replaced the stale one");
+
+    let stats = revalidated::stats();
+    assert_eq!(stats.stale, 1);
+    assert_eq!(stats.misses, 2);
+    assert_eq!(STALE_CALLS.load(Ordering::SeqCst), 2);
+}
+
+static COLD_CALLS: AtomicUsize = AtomicUsize::new(0);
+
+#[memoize]
+fn cold(key: u32) -> u32 {
+    COLD_CALLS.fetch_add(1, Ordering::SeqCst);
+    thread::sleep(Duration::from_millis(50));
+    key
+}
+
+#[test]
+fn sixty_four_threads_on_eight_cold_keys_compute_exactly_eight_times() {
+    let barrier = Arc::new(Barrier::new(64));
+    let handles: Vec<_> = (0..64u32)
+        .map(|n| {
+            let barrier = Arc::clone(&barrier);
+            thread::spawn(move || {
+                barrier.wait();
+                (n % 8, cold(n % 8))
+            })
+        })
+        .collect();
+    for handle in handles {
+        let (key, value) = handle.join().unwrap();
+        assert_eq!(key, value);
+    }
+    assert_eq!(COLD_CALLS.load(Ordering::SeqCst), 8);
+    assert_eq!(cold::stats().misses, 8);
+}

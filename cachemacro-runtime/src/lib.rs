@@ -118,6 +118,7 @@ pub use cachemacro::cache_page;
 /// |---|---|
 /// | `ttl = "15m"` | time to live: `ms`, `s`, `m`, `h`, `d`, combinable (`"1h30m"`); an integer means seconds |
 /// | `tti = "5m"` | time to idle: the entry expires when not read for that long |
+/// | `stale = "5m"` | after `ttl`, for this long, callers get the old value at once while one caller recomputes it |
 /// | `capacity = 10_000` | bound on entries of the default store; past it the least useful entry is evicted (S3-FIFO with a ghost queue) |
 /// | `key = expr` | the key is this expression over the arguments instead of all of them |
 /// | `ignore(db, self)` | arguments left out of the key (connections, pools, loggers; `self` to share one cache between instances) |

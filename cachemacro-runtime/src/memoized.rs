@@ -6,7 +6,7 @@
 use std::any::Any;
 use std::future::Future;
 use std::hash::Hash;
-use std::time::Duration;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use crate::single_flight::{FlightOutcome, Role, SingleFlight};
 use crate::slot::ErasedCache;
@@ -16,21 +16,28 @@ use crate::{CacheStats, KeyRef, Store, StoreError};
 /// How a function's return value `R` maps to the value `V` kept in the store.
 ///
 /// For a function returning `Result<T, E>` the macro stores `T` and rebuilds `Ok(T)` on a
-/// hit, so `Err` values are neither stored nor shared; `cache_if` adds a filter.
+/// hit, so `Err` values are neither stored nor shared; `cache_if` adds a filter; `stale`
+/// wraps the value in a [`Stamped`] through [`StalePolicy`].
 pub trait ValuePolicy<R, V> {
     /// The value to store and share, or `None` if this result must not be cached.
     fn storable(&self, result: &R) -> Option<V>;
     /// Rebuilds the function's return value from a stored value.
     fn restore(&self, value: V) -> R;
+    /// Whether a stored value may be served as it is. A stale one (past its ttl but
+    /// within its stale window) is served to concurrent callers while one refreshes it.
+    fn is_fresh(&self, value: &V) -> bool {
+        let _ = value;
+        true
+    }
 }
 
 /// A [`ValuePolicy`] from two closures; what the generated code builds.
-pub struct PolicyFns<ToCached, FromCached>(pub ToCached, pub FromCached);
+pub struct PolicyFns<ToStore, Restore>(pub ToStore, pub Restore);
 
-impl<R, V, ToCached, FromCached> ValuePolicy<R, V> for PolicyFns<ToCached, FromCached>
+impl<R, V, ToStore, Restore> ValuePolicy<R, V> for PolicyFns<ToStore, Restore>
 where
-    ToCached: Fn(&R) -> Option<V>,
-    FromCached: Fn(V) -> R,
+    ToStore: Fn(&R) -> Option<V>,
+    Restore: Fn(V) -> R,
 {
     fn storable(&self, result: &R) -> Option<V> {
         (self.0)(result)
@@ -39,6 +46,65 @@ where
     fn restore(&self, value: V) -> R {
         (self.1)(value)
     }
+}
+
+/// A stored value with the wall-clock time until which it is fresh; what
+/// `#[memoize(stale = "..")]` stores. Wall-clock milliseconds, so that every process
+/// sharing a remote store agrees.
+#[derive(Debug, Clone, PartialEq)]
+#[cfg_attr(
+    any(feature = "redis", feature = "memcached"),
+    derive(serde::Serialize, serde::Deserialize)
+)]
+pub struct Stamped<V> {
+    /// The cached value.
+    pub value: V,
+    /// Milliseconds since the Unix epoch until which `value` is fresh.
+    pub fresh_until_ms: u64,
+}
+
+fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |since| since.as_millis() as u64)
+}
+
+/// Stale-while-revalidate around another policy: values are stamped with `ttl`; the
+/// store keeps them for `ttl + stale`, and in between they are stale.
+pub struct StalePolicy<P> {
+    inner: P,
+    ttl: Duration,
+}
+
+impl<P> StalePolicy<P> {
+    /// Stamps what `inner` stores as fresh for `ttl`.
+    pub fn new(inner: P, ttl: Duration) -> Self {
+        StalePolicy { inner, ttl }
+    }
+}
+
+impl<R, V, P: ValuePolicy<R, V>> ValuePolicy<R, Stamped<V>> for StalePolicy<P> {
+    fn storable(&self, result: &R) -> Option<Stamped<V>> {
+        self.inner.storable(result).map(|value| Stamped {
+            value,
+            fresh_until_ms: now_ms().saturating_add(self.ttl.as_millis() as u64),
+        })
+    }
+
+    fn restore(&self, stamped: Stamped<V>) -> R {
+        self.inner.restore(stamped.value)
+    }
+
+    fn is_fresh(&self, stamped: &Stamped<V>) -> bool {
+        now_ms() < stamped.fresh_until_ms
+    }
+}
+
+/// What a lookup found, before single-flight decides who computes.
+enum Found<V> {
+    Fresh(V),
+    Stale(V),
+    Nothing,
 }
 
 /// The cache behind one memoized function.
@@ -68,15 +134,18 @@ where
     }
 
     /// The hit path: `key` borrowed from the arguments, looked up without building the
-    /// owned key. `None` (a miss, or a store without a borrowed lookup) sends the caller
-    /// to [`get_or_compute`](Self::get_or_compute).
-    pub fn lookup_borrowed<Q>(&self, key: &Q) -> Option<V>
+    /// owned key. `None` (a miss, a stale value, or a store without a borrowed lookup)
+    /// sends the caller to [`get_or_compute`](Self::get_or_compute).
+    pub fn lookup_borrowed<Q, R>(&self, key: &Q, policy: &impl ValuePolicy<R, V>) -> Option<R>
     where
         Q: KeyRef<Key = K> + ?Sized,
     {
         let value = self.store.get_borrowed(key)?;
+        if !policy.is_fresh(&value) {
+            return None;
+        }
         self.counters.hit();
-        Some(value)
+        Some(policy.restore(value))
     }
 
     /// The value for `key`: from the store, from a concurrent caller's computation, or by
@@ -88,22 +157,21 @@ where
         policy: &impl ValuePolicy<R, V>,
     ) -> R {
         loop {
-            if let Some(value) = self.lookup(self.store.get(&key)) {
-                return policy.restore(value);
-            }
-            match self.flights.join(&key) {
+            let found = self.classify(self.store.get(&key), policy);
+            let role = match self.serve_or_join(found, &key, policy) {
+                Ok(served) => return served,
+                Err(role) => role,
+            };
+            match role {
                 Role::Follower(flight) => match flight.wait() {
-                    FlightOutcome::Shared(value) => {
-                        self.counters.coalesced();
-                        return policy.restore(value);
-                    }
+                    FlightOutcome::Shared(value) => return self.shared(value, policy),
                     FlightOutcome::Retry => continue,
                 },
                 Role::Leader(guard) => {
                     // A previous leader may have stored the value between our lookup and
                     // our joining; dropping the guard lets any followers retry and hit.
-                    if let Some(value) = self.lookup(self.store.get(&key)) {
-                        return policy.restore(value);
+                    if let Found::Fresh(value) = self.classify(self.store.get(&key), policy) {
+                        return self.hit(value, policy);
                     }
                     self.counters.miss();
                     let result = compute();
@@ -127,20 +195,21 @@ where
         policy: &impl ValuePolicy<R, V>,
     ) -> R {
         loop {
-            if let Some(value) = self.lookup(self.store.get_async(&key).await) {
-                return policy.restore(value);
-            }
-            match self.flights.join(&key) {
+            let found = self.classify(self.store.get_async(&key).await, policy);
+            let role = match self.serve_or_join(found, &key, policy) {
+                Ok(served) => return served,
+                Err(role) => role,
+            };
+            match role {
                 Role::Follower(flight) => match flight.wait_async().await {
-                    FlightOutcome::Shared(value) => {
-                        self.counters.coalesced();
-                        return policy.restore(value);
-                    }
+                    FlightOutcome::Shared(value) => return self.shared(value, policy),
                     FlightOutcome::Retry => continue,
                 },
                 Role::Leader(guard) => {
-                    if let Some(value) = self.lookup(self.store.get_async(&key).await) {
-                        return policy.restore(value);
+                    if let Found::Fresh(value) =
+                        self.classify(self.store.get_async(&key).await, policy)
+                    {
+                        return self.hit(value, policy);
                     }
                     self.counters.miss();
                     let result = compute.await;
@@ -153,6 +222,38 @@ where
                 }
             }
         }
+    }
+
+    /// The steps shared by sync and async callers after a lookup: a fresh value is a
+    /// hit; otherwise the caller joins the key's flight. A stale value is served at once
+    /// to a caller that finds another refreshing it, while the one that leads refreshes.
+    fn serve_or_join<'a, R>(
+        &'a self,
+        found: Found<V>,
+        key: &K,
+        policy: &impl ValuePolicy<R, V>,
+    ) -> Result<R, Role<'a, K, V>> {
+        match found {
+            Found::Fresh(value) => Ok(self.hit(value, policy)),
+            Found::Stale(value) => match self.flights.join(key) {
+                Role::Follower(_) => {
+                    self.counters.stale();
+                    Ok(self.hit(value, policy))
+                }
+                leader => Err(leader),
+            },
+            Found::Nothing => Err(self.flights.join(key)),
+        }
+    }
+
+    fn hit<R>(&self, value: V, policy: &impl ValuePolicy<R, V>) -> R {
+        self.counters.hit();
+        policy.restore(value)
+    }
+
+    fn shared<R>(&self, value: V, policy: &impl ValuePolicy<R, V>) -> R {
+        self.counters.coalesced();
+        policy.restore(value)
     }
 
     /// Removes `key`'s entry; returns whether it existed.
@@ -171,16 +272,18 @@ where
         &self.store
     }
 
-    fn lookup(&self, found: Result<Option<V>, StoreError>) -> Option<V> {
+    fn classify<R>(
+        &self,
+        found: Result<Option<V>, StoreError>,
+        policy: &impl ValuePolicy<R, V>,
+    ) -> Found<V> {
         match found {
-            Ok(Some(value)) => {
-                self.counters.hit();
-                Some(value)
-            }
-            Ok(None) => None,
+            Ok(Some(value)) if policy.is_fresh(&value) => Found::Fresh(value),
+            Ok(Some(value)) => Found::Stale(value),
+            Ok(None) => Found::Nothing,
             Err(error) => {
                 self.fault("get", &error);
-                None
+                Found::Nothing
             }
         }
     }

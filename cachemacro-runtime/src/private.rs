@@ -8,7 +8,7 @@ pub use core::result::Result::{self, Err, Ok};
 pub use std::borrow::ToOwned;
 pub use std::time::Duration;
 
-pub use crate::memoized::{Memoized, PolicyFns, ValuePolicy};
+pub use crate::memoized::{Memoized, PolicyFns, StalePolicy, Stamped, ValuePolicy};
 pub use crate::slot::{CacheSlot, ErasedCache};
 pub use crate::store::MemoryStore;
 pub use crate::{CacheStats, KeyRef, Store};

@@ -32,6 +32,9 @@ pub struct CacheStats {
     /// Of the `hits`, those that waited for a concurrent caller's computation instead of
     /// running the body themselves (single-flight).
     pub coalesced: u64,
+    /// Of the `hits`, stale values served while another caller refreshed them
+    /// (`#[memoize(stale = ..)]`).
+    pub stale: u64,
     /// Values written to the store.
     pub inserts: u64,
     /// Store faults (unreachable, timed out, corrupt data) that were swallowed by
@@ -61,6 +64,7 @@ impl CacheStats {
             hits: self.hits + other.hits,
             misses: self.misses + other.misses,
             coalesced: self.coalesced + other.coalesced,
+            stale: self.stale + other.stale,
             inserts: self.inserts + other.inserts,
             errors: self.errors + other.errors,
             entries: self.entries + other.entries,
@@ -93,6 +97,7 @@ pub(crate) struct StatsCounters {
     hits: [HitStripe; HIT_STRIPES],
     misses: AtomicU64,
     coalesced: AtomicU64,
+    stale: AtomicU64,
     inserts: AtomicU64,
     errors: AtomicU64,
 }
@@ -109,6 +114,10 @@ impl StatsCounters {
     pub(crate) fn coalesced(&self) {
         self.hit();
         self.coalesced.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub(crate) fn stale(&self) {
+        self.stale.fetch_add(1, Ordering::Relaxed);
     }
 
     pub(crate) fn insert(&self) {
@@ -128,6 +137,7 @@ impl StatsCounters {
                 .sum(),
             misses: self.misses.load(Ordering::Relaxed),
             coalesced: self.coalesced.load(Ordering::Relaxed),
+            stale: self.stale.load(Ordering::Relaxed),
             inserts: self.inserts.load(Ordering::Relaxed),
             errors: self.errors.load(Ordering::Relaxed),
             entries: store.entries,

@@ -9,7 +9,8 @@ use syn::{token, Error, Expr, Ident, LitBool, LitInt, LitStr, Path, Token};
 
 use crate::duration::{parse_duration_lit, DURATION_ACCEPTED};
 
-const OPTIONS: &str = "ttl, tti, capacity, key, ignore, name, cache_err, cache_if, store, crate";
+const OPTIONS: &str =
+    "ttl, tti, stale, capacity, key, ignore, name, cache_err, cache_if, store, crate";
 const CAPACITY_ACCEPTED: &str =
     "expected a positive integer number of entries, like `capacity = 10_000`";
 const CRATE_ACCEPTED: &str =
@@ -27,6 +28,8 @@ pub(crate) struct MemoizeArgs {
     pub(crate) ttl: Option<Spanned<u64>>,
     /// Time to idle, in milliseconds.
     pub(crate) tti: Option<Spanned<u64>>,
+    /// Stale-while-revalidate window after `ttl`, in milliseconds.
+    pub(crate) stale: Option<Spanned<u64>>,
     pub(crate) capacity: Option<Spanned<usize>>,
     pub(crate) key: Option<Spanned<Expr>>,
     pub(crate) ignore: Option<Spanned<Vec<Ident>>>,
@@ -79,6 +82,12 @@ impl MemoizeArgs {
             }),
             "tti" => set_once(&mut self.tti, "tti", span, || {
                 parse_duration_lit("tti", &option_value(meta, "tti", span, DURATION_ACCEPTED)?)
+            }),
+            "stale" => set_once(&mut self.stale, "stale", span, || {
+                parse_duration_lit(
+                    "stale",
+                    &option_value(meta, "stale", span, DURATION_ACCEPTED)?,
+                )
             }),
             "capacity" => set_once(&mut self.capacity, "capacity", span, || {
                 let lit: LitInt = option_value(meta, "capacity", span, CAPACITY_ACCEPTED)?;
@@ -171,6 +180,15 @@ impl MemoizeArgs {
 
     /// Options that are valid alone but contradict each other.
     fn check_combinations(&self, errors: &mut Option<Error>) {
+        if let (Some(stale), None) = (&self.stale, &self.ttl) {
+            combine(
+                errors,
+                Error::new(
+                    stale.span,
+                    "`stale` is a window after `ttl` and needs one: add `ttl = \"..\"`, like `ttl = \"1m\", stale = \"5m\"`",
+                ),
+            );
+        }
         if let (Some(_), Some(ignore)) = (&self.key, &self.ignore) {
             combine(
                 errors,

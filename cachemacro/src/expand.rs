@@ -112,7 +112,13 @@ fn memoized_fn(
             quote!(::core::concat!(::core::module_path!(), "::", #function_name))
         }
     };
-    let ttl = millis_option(args.ttl.as_ref().map(|ttl| ttl.value), rt);
+    // With `stale`, the store keeps entries for ttl + stale; the policy stamps them
+    // fresh for ttl.
+    let stale = args.stale.as_ref().map_or(0, |stale| stale.value);
+    let ttl = millis_option(
+        args.ttl.as_ref().map(|ttl| ttl.value.saturating_add(stale)),
+        rt,
+    );
     let store = match &args.store {
         Some(store) => store.value.to_token_stream(),
         None => {
@@ -128,6 +134,15 @@ fn memoized_fn(
         }
     };
     let policy = value_policy(shape, args, rt);
+    let policy = match (&args.stale, &args.ttl) {
+        (Some(_), Some(fresh)) => {
+            let fresh = fresh.value;
+            quote! {
+                #rt::__private::StalePolicy::new(#policy, #rt::__private::Duration::from_millis(#fresh))
+            }
+        }
+        _ => policy,
+    };
     let call = if sig.asyncness.is_some() {
         // Spanned on the declared return type, so that rustc's "return type inferred to be
         // `T` here" points at it.
@@ -174,9 +189,13 @@ fn memoized_fn(
             let __cachemacro_key = {
                 let __cachemacro_key_ref = #borrowed;
                 if let #rt::__private::Some(__cachemacro_hit) =
-                    #rt::__private::Memoized::lookup_borrowed(__cachemacro_cache, &__cachemacro_key_ref)
+                    #rt::__private::Memoized::lookup_borrowed(
+                        __cachemacro_cache,
+                        &__cachemacro_key_ref,
+                        &__cachemacro_policy,
+                    )
                 {
-                    return #rt::__private::ValuePolicy::restore(&__cachemacro_policy, __cachemacro_hit);
+                    return __cachemacro_hit;
                 }
                 #rt::__private::KeyRef::to_key(&__cachemacro_key_ref)
             };
