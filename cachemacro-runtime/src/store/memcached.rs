@@ -10,6 +10,7 @@
 //! fall through to computing at once. It rejoins by itself on the first call after the
 //! back-off.
 
+use std::fmt::Write as _;
 use std::future::Future;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -132,13 +133,13 @@ impl MemcachedStore {
             self.namespace_version()
         );
         for byte in &bytes {
-            text.push_str(&format!("{byte:02x}"));
+            let _ = write!(text, "{byte:02x}");
         }
         if text.len() > MAX_KEY_LEN || !text.bytes().all(|b| b.is_ascii_graphic()) {
             let digest = Md5::digest(text.as_bytes());
             text = String::from("cachemacro:md5:");
             for byte in digest.iter() {
-                text.push_str(&format!("{byte:02x}"));
+                let _ = write!(text, "{byte:02x}");
             }
         }
         Ok(text)
@@ -239,15 +240,23 @@ impl Server {
             self.address,
             settings.operation_timeout.as_secs_f64()
         );
-        let connected = memcache::Client::builder()
-            .add_server(url)
-            .and_then(|builder| {
-                builder
-                    .with_max_pool_size(settings.pool_size)
-                    .with_min_idle_conns(1)
-                    .with_connection_timeout(settings.connect_timeout)
-                    .build()
+        // The pool is built here rather than by `memcache::ClientBuilder`, which cannot
+        // turn off r2d2's check on checkout: that sends a `version` command before every
+        // operation, doubling each call's round trips. A broken connection still shows
+        // as an I/O error, after which `finish` drops the pool and the next call
+        // reconnects.
+        let connected = memcache::Url::parse(&url)
+            .map_err(|error| memcache::MemcacheError::BadURL(error.to_string()))
+            .and_then(|url| {
+                r2d2::Pool::builder()
+                    .max_size(settings.pool_size)
+                    .min_idle(Some(1))
+                    .connection_timeout(settings.connect_timeout)
+                    .test_on_check_out(false)
+                    .build(memcache::ConnectionManager::new(url))
+                    .map_err(memcache::MemcacheError::PoolError)
             })
+            .and_then(memcache::Client::with_pool)
             .map(Arc::new);
         match connected {
             Ok(connected) => {
