@@ -37,7 +37,10 @@ fn nearby_stores(postcode: &str, radius: u32) -> Vec<Shop> {
 fn timed<T>(label: &str, call: impl FnOnce() -> T) -> T {
     let started = Instant::now();
     let value = call();
-    println!("{label:<42} {:>10.3} ms", started.elapsed().as_secs_f64() * 1e3);
+    println!(
+        "{label:<42} {:>10.3} ms",
+        started.elapsed().as_secs_f64() * 1e3
+    );
     value
 }
 

@@ -26,8 +26,14 @@ fn repeated_calls_run_the_body_once_per_key() {
 
     // The seed's '{}{}'.format(postcode, radius) key makes ("EC1", 15) and ("EC11", 5)
     // collide; a tuple key cannot.
-    assert_eq!(nearby_stores("EC1", 15), vec!["EC1 within 15 km".to_owned()]);
-    assert_eq!(nearby_stores("EC11", 5), vec!["EC11 within 5 km".to_owned()]);
+    assert_eq!(
+        nearby_stores("EC1", 15),
+        vec!["EC1 within 15 km".to_owned()]
+    );
+    assert_eq!(
+        nearby_stores("EC11", 5),
+        vec!["EC11 within 5 km".to_owned()]
+    );
     assert_eq!(NEARBY_CALLS.load(Ordering::SeqCst), 3);
 
     let stats = nearby_stores::stats();
@@ -71,7 +77,8 @@ fn gated(key: u32) -> u32 {
     if key == 1 {
         // Key 1 blocks until the test has seen key 2 finish.
         let gate = GATE.lock().unwrap().take().expect("gate set");
-        gate.recv_timeout(Duration::from_secs(10)).expect("key 2 finished first");
+        gate.recv_timeout(Duration::from_secs(10))
+            .expect("key 2 finished first");
     }
     key * 10
 }
@@ -359,7 +366,8 @@ fn revalidated(n: u32) -> u32 {
     if call == 1 {
         // The refresh blocks until the test has seen a stale value served meanwhile.
         let gate = STALE_GATE.lock().unwrap().take().expect("gate set");
-        gate.recv_timeout(Duration::from_secs(10)).expect("stale value served first");
+        gate.recv_timeout(Duration::from_secs(10))
+            .expect("stale value served first");
     }
     n * 100 + call as u32
 }
@@ -380,7 +388,11 @@ fn stale_values_are_served_while_one_caller_refreshes() {
     assert_eq!(revalidated(1), 100);
     open.send(()).unwrap();
     assert_eq!(refresher.join().unwrap(), 101);
-    assert_eq!(revalidated(1), 101, "the refreshed value replaced the stale one");
+    assert_eq!(
+        revalidated(1),
+        101,
+        "the refreshed value replaced the stale one"
+    );
 
     let stats = revalidated::stats();
     assert_eq!(stats.stale, 1);

@@ -119,7 +119,9 @@ impl<V> Flight<V> {
     fn lock(&self) -> MutexGuard<'_, FlightState<V>> {
         // The lock is never held across user code, so poisoning cannot leave the state
         // half-written; recover the guard rather than propagating someone else's panic.
-        self.state.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.state
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 }
 

@@ -71,7 +71,12 @@ impl CacheSlot {
 
     /// Every cache created so far.
     pub fn caches(&self) -> Vec<&'static dyn ErasedCache> {
-        let mut all: Vec<_> = self.first.get().map(|entry| entry.cache).into_iter().collect();
+        let mut all: Vec<_> = self
+            .first
+            .get()
+            .map(|entry| entry.cache)
+            .into_iter()
+            .collect();
         let others = self.others.lock().unwrap_or_else(|e| e.into_inner());
         all.extend(others.iter().map(|entry| entry.cache));
         all

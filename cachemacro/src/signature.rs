@@ -4,7 +4,9 @@
 use proc_macro2::TokenStream;
 use quote::ToTokens;
 use syn::visit::Visit;
-use syn::{Error, FnArg, GenericArgument, Ident, Pat, PathArguments, Receiver, ReturnType, Signature, Type};
+use syn::{
+    Error, FnArg, GenericArgument, Ident, Pat, PathArguments, Receiver, ReturnType, Signature, Type,
+};
 
 use crate::attr::combine;
 
@@ -33,10 +35,19 @@ impl<'a> FnShape<'a> {
     pub(crate) fn analyze(sig: &'a Signature) -> syn::Result<FnShape<'a>> {
         let mut errors = None;
         if let Some(constness) = &sig.constness {
-            combine(&mut errors, Error::new(constness.span, "a `const fn` cannot be memoized: its cache lives at run time"));
+            combine(
+                &mut errors,
+                Error::new(
+                    constness.span,
+                    "a `const fn` cannot be memoized: its cache lives at run time",
+                ),
+            );
         }
         if let Some(variadic) = &sig.variadic {
-            combine(&mut errors, Error::new_spanned(variadic, "a variadic function cannot be memoized"));
+            combine(
+                &mut errors,
+                Error::new_spanned(variadic, "a variadic function cannot be memoized"),
+            );
         }
         let mut receiver = None;
         let mut args = Vec::new();
@@ -91,12 +102,16 @@ fn check_output(output: &Type) -> syn::Result<()> {
 
 /// `T` of a return type written `Result<T, E>` or `io::Result<T>`.
 fn result_ok_type(output: &Type) -> Option<Type> {
-    let Type::Path(path) = output else { return None };
+    let Type::Path(path) = output else {
+        return None;
+    };
     let last = path.path.segments.last()?;
     if last.ident != "Result" {
         return None;
     }
-    let PathArguments::AngleBracketed(generics) = &last.arguments else { return None };
+    let PathArguments::AngleBracketed(generics) = &last.arguments else {
+        return None;
+    };
     generics.args.iter().find_map(|arg| match arg {
         GenericArgument::Type(ok) => Some(ok.clone()),
         _ => None,
