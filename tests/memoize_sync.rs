@@ -242,7 +242,7 @@ fn cache_err_stores_err_results_too() {
 
 static EVEN_CALLS: AtomicUsize = AtomicUsize::new(0);
 
-#[memoize(cache_if = |half: &u32| half % 2 == 0)]
+#[memoize(cache_if = |half: &u32| half.is_multiple_of(2))]
 fn half(n: u32) -> u32 {
     EVEN_CALLS.fetch_add(1, Ordering::SeqCst);
     n / 2

@@ -13,6 +13,11 @@ pub use crate::slot::{CacheSlot, ErasedCache};
 pub use crate::store::MemoryStore;
 pub use crate::{CacheStats, KeyRef, Store};
 
+/// Applies a `cache_if` predicate to a result.
+pub fn cache_if<R>(predicate: &impl Fn(&R) -> bool, result: &R) -> bool {
+    predicate(result)
+}
+
 /// Pins the type of an async body so that inference errors point at the user's code.
 pub fn async_body<R, F: core::future::Future<Output = R>>(body: F) -> F {
     body

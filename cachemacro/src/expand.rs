@@ -223,7 +223,9 @@ fn value_policy(shape: &FnShape, args: &MemoizeArgs, rt: &TokenStream) -> TokenS
         Some(cache_if) => {
             let predicate = &cache_if.value;
             quote_spanned! {cache_if.span=>
-                if !(#predicate)(__cachemacro_result) {
+                // Through a function, not `(closure)(result)`: clippy would flag the
+                // user's closure literal as a redundant closure call.
+                if !#rt::__private::cache_if(&(#predicate), __cachemacro_result) {
                     return #rt::__private::None;
                 }
             }
