@@ -29,6 +29,8 @@ pub trait ErasedCache: Any + Send + Sync {
 struct SlotEntry {
     type_id: TypeId,
     cache: &'static dyn ErasedCache,
+    /// The same cache, for a downcast without going through `ErasedCache::as_any`.
+    any: &'static (dyn Any + Send + Sync),
 }
 
 /// A lazily initialised, type-keyed home for the caches of one memoized function.
@@ -49,7 +51,19 @@ impl CacheSlot {
     /// The cache of type `T`, created by `init` on first use.
     ///
     /// Caches live for the rest of the program, like the `static` they belong to.
+    #[inline]
     pub fn get_or_init<T: ErasedCache>(&self, init: impl FnOnce() -> T) -> &'static T {
+        // The hit path of every memoized call: one load and one type check, inlined;
+        // creation and the generic-impl case stay out of line.
+        if let Some(cache) = self.first.get().and_then(|first| first.any.downcast_ref()) {
+            return cache;
+        }
+        self.get_or_init_slow(init)
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn get_or_init_slow<T: ErasedCache>(&self, init: impl FnOnce() -> T) -> &'static T {
         let wanted = TypeId::of::<T>();
         let mut init = Some(init);
         let first = self.first.get_or_init(|| {
@@ -108,9 +122,11 @@ impl Default for CacheSlot {
 }
 
 fn leak<T: ErasedCache>(cache: T) -> SlotEntry {
+    let cache: &'static T = Box::leak(Box::new(cache));
     SlotEntry {
         type_id: TypeId::of::<T>(),
-        cache: Box::leak(Box::new(cache)),
+        cache,
+        any: cache,
     }
 }
 

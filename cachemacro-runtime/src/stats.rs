@@ -83,6 +83,7 @@ const HIT_STRIPES: usize = 8;
 #[repr(align(128))] // one stripe per cache line (two on CPUs that prefetch in pairs)
 struct HitStripe(AtomicU64);
 
+#[inline]
 fn hit_stripe() -> usize {
     static NEXT_THREAD: AtomicU64 = AtomicU64::new(0);
     thread_local! {
@@ -103,6 +104,7 @@ pub(crate) struct StatsCounters {
 }
 
 impl StatsCounters {
+    #[inline]
     pub(crate) fn hit(&self) {
         self.hits[hit_stripe()].0.fetch_add(1, Ordering::Relaxed);
     }

@@ -500,15 +500,28 @@ where
         let key = self.encode_key(key)?;
         let amount = delta.unsigned_abs();
         let counted = self.run(&key, |client, key| {
-            if delta >= 0 {
-                let counted = client.increment(key, amount)?;
-                // The binary protocol creates a missing counter at its initial value (0)
-                // without adding: a positive delta can only yield 0 on creation, so add
-                // it now. A concurrent creator's increment lands on the 0 and is kept.
-                if counted == 0 && amount > 0 {
-                    return client.increment(key, amount);
+            // Creating a missing counter is an `add` inside the server: when several
+            // clients create it at once, all but one get "not stored" (status 5), and
+            // their increment simply has to be sent again, now that the counter exists.
+            for _ in 0..8 {
+                let counted = if delta >= 0 {
+                    client.increment(key, amount)
+                } else {
+                    client.decrement(key, amount)
+                };
+                match counted {
+                    Err(error) if is_command_error(&error, memcache::CommandError::Unknown(5)) => {
+                        continue
+                    }
+                    // The binary protocol creates a missing counter at its initial value
+                    // (0) without adding: a positive delta can only yield 0 on
+                    // creation, so add it now.
+                    Ok(0) if delta > 0 => return client.increment(key, amount),
+                    other => return other,
                 }
-                Ok(counted)
+            }
+            if delta >= 0 {
+                client.increment(key, amount)
             } else {
                 client.decrement(key, amount)
             }
