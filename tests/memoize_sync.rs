@@ -428,3 +428,19 @@ fn sixty_four_threads_on_eight_cold_keys_compute_exactly_eight_times() {
     assert_eq!(COLD_CALLS.load(Ordering::SeqCst), 8);
     assert_eq!(cold::stats().misses, 8);
 }
+
+#[memoize(max_bytes = 1_000, weigher = |_: &(u32,), page: &String| page.len() as u32)]
+fn rendered(n: u32) -> String {
+    format!("{n:>100}")
+}
+
+#[test]
+fn max_bytes_bounds_the_total_weight() {
+    for n in 0..50 {
+        assert_eq!(rendered(n).len(), 100);
+    }
+    let stats = rendered::stats();
+    // 100 bytes each against 1 000: never more than ten at once.
+    assert!(stats.entries <= 10, "{stats:?}");
+    assert!(stats.evictions >= 40, "{stats:?}");
+}

@@ -120,6 +120,8 @@ pub use cachemacro::cache_page;
 /// | `tti = "5m"` | time to idle: the entry expires when not read for that long |
 /// | `stale = "5m"` | after `ttl`, for this long, callers get the old value at once while one caller recomputes it |
 /// | `capacity = 10_000` | bound on entries of the default store; past it the least useful entry is evicted (S3-FIFO with a ghost queue) |
+/// | `max_bytes = 64_000_000` | bound on the default store's total weight; entries weigh their shallow size unless `weigher` says otherwise |
+/// | `weigher = \|k: &(u32,), v: &String\| v.len() as u32` | the weight of one entry (key is the tuple of owned arguments), for `max_bytes` |
 /// | `key = expr` | the key is this expression over the arguments instead of all of them |
 /// | `ignore(db, self)` | arguments left out of the key (connections, pools, loggers; `self` to share one cache between instances) |
 /// | `name = "books"` | the cache's name in logs (default: module path and function name) |

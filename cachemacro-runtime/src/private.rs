@@ -29,29 +29,6 @@ pub fn unreachable_output<T>() -> T {
     unreachable!("only named in a branch that is never taken")
 }
 
-/// Builds the default store from the attribute's `capacity`, `ttl` and `tti`.
-pub fn memory_store<K, V>(
-    capacity: Option<usize>,
-    ttl: Option<Duration>,
-    tti: Option<Duration>,
-) -> MemoryStore<K, V>
-where
-    K: core::hash::Hash + Eq + Clone,
-    V: Clone,
-{
-    let mut builder = MemoryStore::builder();
-    if let Some(capacity) = capacity {
-        builder = builder.capacity(capacity);
-    }
-    if let Some(ttl) = ttl {
-        builder = builder.ttl(ttl);
-    }
-    if let Some(tti) = tti {
-        builder = builder.tti(tti);
-    }
-    builder.build()
-}
-
 /// A value that can be one part of a cache key.
 #[diagnostic::on_unimplemented(
     message = "`{Self}` cannot be part of a memoize cache key",

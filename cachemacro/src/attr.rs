@@ -9,8 +9,8 @@ use syn::{token, Error, Expr, Ident, LitBool, LitInt, LitStr, Path, Token};
 
 use crate::duration::{parse_duration_lit, DURATION_ACCEPTED};
 
-const OPTIONS: &str =
-    "ttl, tti, stale, capacity, key, ignore, name, cache_err, cache_if, store, crate";
+const OPTIONS: &str = "ttl, tti, stale, capacity, max_bytes, weigher, key, ignore, name, \
+     cache_err, cache_if, store, crate";
 const CAPACITY_ACCEPTED: &str =
     "expected a positive integer number of entries, like `capacity = 10_000`";
 const CRATE_ACCEPTED: &str =
@@ -31,6 +31,10 @@ pub(crate) struct MemoizeArgs {
     /// Stale-while-revalidate window after `ttl`, in milliseconds.
     pub(crate) stale: Option<Spanned<u64>>,
     pub(crate) capacity: Option<Spanned<usize>>,
+    /// Bound on the default store's total weight.
+    pub(crate) max_bytes: Option<Spanned<u64>>,
+    /// Weight of one entry, for `max_bytes`.
+    pub(crate) weigher: Option<Spanned<Expr>>,
     pub(crate) key: Option<Spanned<Expr>>,
     pub(crate) ignore: Option<Spanned<Vec<Ident>>>,
     pub(crate) name: Option<Spanned<LitStr>>,
@@ -154,6 +158,26 @@ impl MemoizeArgs {
                     "expected a predicate on the result, like `cache_if = |found: &Vec<u32>| !found.is_empty()`",
                 )
             }),
+            "max_bytes" => set_once(&mut self.max_bytes, "max_bytes", span, || {
+                const ACCEPTED: &str =
+                    "expected a positive integer number of bytes, like `max_bytes = 64_000_000`";
+                let lit: LitInt = option_value(meta, "max_bytes", span, ACCEPTED)?;
+                match lit.base10_parse::<u64>() {
+                    Ok(0) | Err(_) => Err(Error::new(
+                        lit.span(),
+                        format!("invalid `max_bytes`: {ACCEPTED}"),
+                    )),
+                    Ok(bytes) => Ok(bytes),
+                }
+            }),
+            "weigher" => set_once(&mut self.weigher, "weigher", span, || {
+                expression_value(
+                    meta,
+                    "weigher",
+                    span,
+                    "expected the weight of one entry, like `weigher = |_: &(u32,), page: &String| page.len() as u32`",
+                )
+            }),
             "store" => set_once(&mut self.store, "store", span, || {
                 expression_value(
                     meta,
@@ -180,6 +204,15 @@ impl MemoizeArgs {
 
     /// Options that are valid alone but contradict each other.
     fn check_combinations(&self, errors: &mut Option<Error>) {
+        if let (Some(weigher), None) = (&self.weigher, &self.max_bytes) {
+            combine(
+                errors,
+                Error::new(
+                    weigher.span,
+                    "`weigher` weighs entries against `max_bytes`; add `max_bytes = ..`",
+                ),
+            );
+        }
         if let (Some(stale), None) = (&self.stale, &self.ttl) {
             combine(
                 errors,
@@ -202,6 +235,8 @@ impl MemoizeArgs {
             for (option, span) in [
                 ("capacity", self.capacity.as_ref().map(|o| o.span)),
                 ("tti", self.tti.as_ref().map(|o| o.span)),
+                ("max_bytes", self.max_bytes.as_ref().map(|o| o.span)),
+                ("weigher", self.weigher.as_ref().map(|o| o.span)),
             ] {
                 if let Some(span) = span {
                     combine(

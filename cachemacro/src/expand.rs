@@ -122,15 +122,32 @@ fn memoized_fn(
     let store = match &args.store {
         Some(store) => store.value.to_token_stream(),
         None => {
-            let capacity = match &args.capacity {
-                Some(capacity) => {
-                    let entries = capacity.value;
-                    quote!(#rt::__private::Some(#entries))
-                }
-                None => quote!(#rt::__private::None),
-            };
-            let tti = millis_option(args.tti.as_ref().map(|tti| tti.value), rt);
-            quote!(#rt::__private::memory_store(#capacity, #ttl, #tti))
+            // The default store, configured by the options that exist for it.
+            let capacity = args.capacity.as_ref().map(|capacity| {
+                let entries = capacity.value;
+                quote!(.capacity(#entries))
+            });
+            let store_ttl = args.ttl.as_ref().map(|fresh| {
+                let millis = fresh.value.saturating_add(stale);
+                quote!(.ttl(#rt::__private::Duration::from_millis(#millis)))
+            });
+            let tti = args.tti.as_ref().map(|tti| {
+                let millis = tti.value;
+                quote!(.tti(#rt::__private::Duration::from_millis(#millis)))
+            });
+            let max_bytes = args.max_bytes.as_ref().map(|max| {
+                let bytes = max.value;
+                quote!(.max_bytes(#bytes))
+            });
+            let weigher = args.weigher.as_ref().map(|weigher| {
+                let weigher = &weigher.value;
+                quote!(.weigher(#weigher))
+            });
+            quote! {
+                #rt::__private::MemoryStore::builder()
+                    #capacity #store_ttl #tti #max_bytes #weigher
+                    .build()
+            }
         }
     };
     let policy = value_policy(shape, args, rt);

@@ -49,6 +49,12 @@
 //!   only allocates once one of its entries has a time to live (or the store a time to
 //!   idle), so a store without expiry pays neither the memory nor the clock reads.
 //! - Time is kept as `u64` nanoseconds since an [`Instant`] taken at construction.
+//! - A weighted store (`max_bytes` or a weigher) bounds each shard by the total weight
+//!   of its entries as well as by their number. Weights are computed before the lock is
+//!   taken (the weigher is user code) and kept in a side vector like the expiry stamps,
+//!   so a store without weights pays nothing per entry; each queue keeps the sum of its
+//!   entries' weights, and the small queue gets 3% of the shard's weight as it gets 3%
+//!   of its entries.
 
 use std::fmt;
 use std::hash::{BuildHasher, Hash};
@@ -81,6 +87,12 @@ const PURGE_PER_WRITE: usize = 4;
 /// tiny independent caches would make the hit ratio depend on how keys fall on shards.
 const MIN_SHARD_CAPACITY: usize = 256;
 
+/// The same for a bound on weight: every shard gets at least this much of `max_bytes`
+/// (fewer shards below twice that). An entry heavier than its shard's budget cannot be
+/// stored, so the budget must stay well above typical entries; 64 KiB still holds a few
+/// hundred entries of a couple of hundred bytes.
+const MIN_SHARD_WEIGHT: u64 = 64 * 1024;
+
 /// Share of a shard's capacity kept for the small (probationary) FIFO, in percent. The
 /// paper uses 10%; measured with `examples/hit_ratio.rs`, 3% (`quick_cache`'s default)
 /// scores the same on Zipf and scan traces (within 0.05 point) and 1 point better on a
@@ -102,7 +114,7 @@ const MAX_FREQUENCY: u8 = 3;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub enum RemovalCause {
-    /// Removed to respect the store's capacity.
+    /// Removed to respect the store's capacity or its `max_bytes`.
     Evicted,
     /// Its time to live or time to idle ran out (found by a read-triggered write, a purge,
     /// the eviction, a `remove` or a replacing insert).
@@ -110,13 +122,34 @@ pub enum RemovalCause {
     /// Removed by [`Store::remove`] while still live.
     Invalidated,
     /// Its value was replaced by [`Store::insert`] under the same key; the listener gets
-    /// the old value.
+    /// the old value. Also the cause when the new value weighs more than a shard's share
+    /// of `max_bytes`: it is not stored, and the old value is removed all the same, so
+    /// the key is then absent.
     Replaced,
     /// Removed by [`Store::clear`].
     Cleared,
 }
 
 type Listener<K, V> = Arc<dyn Fn(&K, &V, RemovalCause) + Send + Sync>;
+
+type WeighFn<K, V> = Arc<dyn Fn(&K, &V) -> u32 + Send + Sync>;
+
+/// How a weighted store weighs an entry.
+enum Weigher<K, V> {
+    /// `size_of::<K>() + size_of::<V>()`, computed once: the default with `max_bytes`.
+    /// A variant rather than a closure, which would require `K: 'static` and `V: 'static`.
+    Shallow(u32),
+    Custom(WeighFn<K, V>),
+}
+
+impl<K, V> Weigher<K, V> {
+    fn weigh(&self, key: &K, value: &V) -> u32 {
+        match self {
+            Weigher::Shallow(weight) => *weight,
+            Weigher::Custom(weigher) => weigher(key, value),
+        }
+    }
+}
 
 /// Which FIFO an entry is in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -170,6 +203,8 @@ struct List {
     oldest: u32,
     newest: u32,
     len: usize,
+    /// Sum of the entries' weights; always 0 in a store without weights.
+    weight: u64,
 }
 
 impl List {
@@ -177,6 +212,7 @@ impl List {
         oldest: NIL,
         newest: NIL,
         len: 0,
+        weight: 0,
     };
 }
 
@@ -195,6 +231,10 @@ struct Shard<K, V> {
     times: Vec<Times>,
     /// Some entry of this shard has had expiry stamps (kept until `clear`).
     timed: bool,
+    /// Parallel to `slots` in a weighted store; always empty otherwise.
+    weights: Vec<u32>,
+    /// The store weighs its entries (set at construction).
+    weighted: bool,
     small: List,
     main: List,
     /// Direct-mapped ghost table of folded hashes (0 = empty slot); allocated at the
@@ -204,6 +244,10 @@ struct Shard<K, V> {
     capacity: usize,
     /// 0 for an unbounded shard: everything goes to main, which is then never evicted.
     small_capacity: usize,
+    /// Bound on the sum of the weights; `u64::MAX` without `max_bytes`.
+    max_weight: u64,
+    /// The small queue's share of `max_weight`.
+    small_max_weight: u64,
 }
 
 /// Entries removed under a shard lock, reported and dropped once it is released. The
@@ -238,23 +282,57 @@ impl<K, V> Removed<K, V> {
 }
 
 impl<K, V> Shard<K, V> {
-    fn new(capacity: usize, bounded: bool) -> Self {
+    /// A shard bounded by `capacity` entries if `bounded`, and by `max_weight` if some.
+    fn new(capacity: usize, bounded: bool, weighted: bool, max_weight: Option<u64>) -> Self {
+        let bounded = bounded || max_weight.is_some();
         let small_capacity = if bounded {
-            (capacity * SMALL_QUEUE_PERCENT / 100).max(1).min(capacity)
+            // In `u64`: `capacity * 3` overflows a 32-bit `usize` for large capacities.
+            let share = capacity as u64 * SMALL_QUEUE_PERCENT as u64 / 100;
+            (share as usize).max(1).min(capacity)
         } else {
             0
         };
+        let max_weight = max_weight.unwrap_or(u64::MAX);
         Shard {
             table: HashTable::new(),
             slots: Vec::new(),
             times: Vec::new(),
             timed: false,
+            weights: Vec::new(),
+            weighted,
             small: List::EMPTY,
             main: List::EMPTY,
             ghost: Box::default(),
             capacity,
             small_capacity,
+            max_weight,
+            small_max_weight: max_weight / 100 * SMALL_QUEUE_PERCENT as u64,
         }
+    }
+
+    fn weight_of(&self, idx: u32) -> u64 {
+        self.weights.get(idx as usize).map_or(0, |&w| u64::from(w))
+    }
+
+    /// Sum of the weights of the shard's entries.
+    fn weight(&self) -> u64 {
+        self.small.weight + self.main.weight
+    }
+
+    /// Changes the weight of entry `idx`, in place.
+    fn set_weight(&mut self, idx: u32, weight: u32) {
+        if let Some(stored) = self.weights.get_mut(idx as usize) {
+            let old = mem::replace(stored, weight);
+            let queue = self.slots[idx as usize].queue;
+            let list = self.list_mut(queue);
+            list.weight = list.weight - u64::from(old) + u64::from(weight);
+        }
+    }
+
+    /// Whether the shard must evict before it can take a new entry weighing `weight`.
+    fn is_full_for(&self, weight: u32) -> bool {
+        self.slots.len() >= self.capacity
+            || self.weight().saturating_add(u64::from(weight)) > self.max_weight
     }
 
     fn find(&self, hash: u32, mut eq: impl FnMut(&K) -> bool) -> Option<u32> {
@@ -287,6 +365,7 @@ impl<K, V> Shard<K, V> {
     }
 
     fn link_newest(&mut self, idx: u32, queue: Queue) {
+        let weight = self.weight_of(idx);
         let newest = self.list_mut(queue).newest;
         let slot = &mut self.slots[idx as usize];
         slot.queue = queue;
@@ -301,9 +380,11 @@ impl<K, V> Shard<K, V> {
         }
         list.newest = idx;
         list.len += 1;
+        list.weight += weight;
     }
 
     fn unlink(&mut self, idx: u32) {
+        let weight = self.weight_of(idx);
         let slot = &self.slots[idx as usize];
         let (older, newer, queue) = (slot.older, slot.newer, slot.queue);
         if older != NIL {
@@ -320,11 +401,12 @@ impl<K, V> Shard<K, V> {
             list.newest = older;
         }
         list.len -= 1;
+        list.weight -= weight;
     }
 
-    /// Appends a new entry to `queue`. The caller has made room (`len < capacity`) and
-    /// checked that the key is absent.
-    fn push(&mut self, key: K, value: V, hash: u32, times: Times, queue: Queue) {
+    /// Appends a new entry to `queue`. The caller has made room (`!is_full_for(weight)`)
+    /// and checked that the key is absent.
+    fn push(&mut self, key: K, value: V, hash: u32, weight: u32, times: Times, queue: Queue) {
         if self.slots.len() == self.slots.capacity() {
             // Doubling, but never past the capacity: a full bounded shard has no slack.
             let len = self.slots.len();
@@ -345,6 +427,11 @@ impl<K, V> Shard<K, V> {
             self.times
                 .reserve_exact(self.slots.capacity() - self.times.len());
             self.times.push(times);
+        }
+        if self.weighted {
+            self.weights
+                .reserve_exact(self.slots.capacity() - self.weights.len());
+            self.weights.push(weight);
         }
         let slots = &self.slots;
         self.table.insert_unique(table_hash(hash), idx, |&i| {
@@ -386,13 +473,20 @@ impl<K, V> Shard<K, V> {
         if self.timed {
             self.times.swap_remove(idx as usize);
         }
+        if self.weighted {
+            self.weights.swap_remove(idx as usize);
+        }
         let slot = self.slots.swap_remove(idx as usize);
         (slot.key, slot.value)
     }
 
     fn ghost_insert(&mut self, hash: u32) {
         if self.ghost.is_empty() {
-            self.ghost = vec![0; self.capacity.next_power_of_two()].into_boxed_slice();
+            // Sized by the entries the shard holds at its first eviction: its capacity
+            // when bounded by entries, and an estimate of how many fit when bounded by
+            // weight (whose entry capacity is the unbounded maximum).
+            let len = self.slots.len().clamp(1, self.capacity.max(1));
+            self.ghost = vec![0; len.next_power_of_two()].into_boxed_slice();
         }
         let at = hash as usize & (self.ghost.len() - 1);
         self.ghost[at] = hash.max(1);
@@ -457,7 +551,7 @@ impl<K, V> Shard<K, V> {
             slot.freq.store(freq - 1, Relaxed);
             self.unlink(idx);
             self.link_newest(idx, Queue::Main);
-            if self.main.len > self.main_capacity() {
+            if self.main.len > self.main_capacity() || self.main.weight > self.main_max_weight() {
                 return self.evict_main(now, tti, removed);
             }
         }
@@ -494,11 +588,16 @@ impl<K, V> Shard<K, V> {
         self.capacity - self.small_capacity
     }
 
+    fn main_max_weight(&self) -> u64 {
+        self.max_weight - self.small_max_weight
+    }
+
     /// The queue a new key enters: main if the key was evicted from the small queue
     /// recently (or the store is unbounded), or while main is still filling up; else small.
     fn queue_for_new(&mut self, hash: u32) -> Queue {
-        if self.small_capacity == 0 || self.ghost_take(hash) || self.main.len < self.main_capacity()
-        {
+        let main_filling =
+            self.main.len < self.main_capacity() && self.main.weight < self.main_max_weight();
+        if self.small_capacity == 0 || self.ghost_take(hash) || main_filling {
             Queue::Main
         } else {
             Queue::Small
@@ -509,6 +608,7 @@ impl<K, V> Shard<K, V> {
         self.table.clear();
         self.times = Vec::new();
         self.timed = false;
+        self.weights = Vec::new();
         self.small = List::EMPTY;
         self.main = List::EMPTY;
         self.ghost.fill(0);
@@ -523,9 +623,9 @@ struct Padded<T>(T);
 
 type LockedShard<K, V> = Padded<RwLock<Shard<K, V>>>;
 
-/// The embedded in-memory store: a concurrent map with an optional bound on its number of
-/// entries (evicting by S3-FIFO), a default time to live, a time to idle, per-entry time
-/// to live and a removal listener.
+/// The embedded in-memory store: a concurrent map with optional bounds on its number of
+/// entries and on their total weight (evicting by S3-FIFO), a default time to live, a time
+/// to idle, per-entry time to live and a removal listener.
 ///
 /// Reads take no exclusive lock and never allocate, not even from a borrowed key
 /// ([`Store::get_borrowed`]): many threads reading the same hot keys do not contend.
@@ -559,6 +659,9 @@ pub struct MemoryStore<K, V> {
     shard_shift: u32,
     hasher: foldhash::fast::RandomState,
     capacity: Option<usize>,
+    max_bytes: Option<u64>,
+    /// Set when the store weighs its entries (`max_bytes` or a weigher).
+    weigher: Option<Weigher<K, V>>,
     ttl: Option<Duration>,
     tti: Option<Duration>,
     tti_nanos: Option<u64>,
@@ -606,6 +709,8 @@ impl<K: Hash + Eq + Clone, V: Clone> MemoryStore<K, V> {
     pub fn builder() -> MemoryStoreBuilder<K, V> {
         MemoryStoreBuilder {
             capacity: None,
+            max_bytes: None,
+            weigher: None,
             ttl: None,
             tti: None,
             listener: None,
@@ -648,6 +753,48 @@ impl<K: Hash + Eq + Clone, V: Clone> MemoryStore<K, V> {
     /// ```
     pub fn capacity(&self) -> Option<usize> {
         self.capacity
+    }
+
+    /// The bound on the total weight of the entries, as configured with
+    /// [`MemoryStoreBuilder::max_bytes`]; `None` if there is none.
+    ///
+    /// ```
+    /// use cachemacro_runtime::MemoryStore;
+    ///
+    /// let store = MemoryStore::<u8, u8>::builder().max_bytes(1 << 20).build();
+    /// assert_eq!(store.max_bytes(), Some(1 << 20));
+    /// assert_eq!(MemoryStore::<u8, u8>::new().max_bytes(), None);
+    /// ```
+    pub fn max_bytes(&self) -> Option<u64> {
+        self.max_bytes
+    }
+
+    /// The total weight of the entries held, including expired entries not purged yet;
+    /// always 0 for a store configured with neither `max_bytes` nor a weigher, which does
+    /// not weigh its entries. Takes each shard's read lock in turn, so under concurrent
+    /// writes the sum is not a snapshot of one instant.
+    ///
+    /// ```
+    /// use cachemacro_runtime::{MemoryStore, Store};
+    ///
+    /// let store = MemoryStore::builder()
+    ///     .weigher(|_key: &u32, value: &String| value.len() as u32)
+    ///     .build();
+    /// store.insert(1, "four".to_owned(), None).unwrap();
+    /// store.insert(2, "seven..".to_owned(), None).unwrap();
+    /// assert_eq!(store.weighted_size(), 11);
+    /// ```
+    pub fn weighted_size(&self) -> u64 {
+        self.shards
+            .iter()
+            .map(|shard| {
+                shard
+                    .0
+                    .read()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .weight()
+            })
+            .sum()
     }
 }
 
@@ -756,6 +903,7 @@ impl<K, V> fmt::Debug for MemoryStore<K, V> {
         f.debug_struct("MemoryStore")
             .field("len", &self.entries.load(Relaxed))
             .field("capacity", &self.capacity)
+            .field("max_bytes", &self.max_bytes)
             .field("ttl", &self.ttl)
             .field("tti", &self.tti)
             .finish()
@@ -782,6 +930,11 @@ where
 
     fn insert(&self, key: K, value: V, ttl: Option<Duration>) -> Result<(), StoreError> {
         let hash = self.hash(&key);
+        // Weighed before the lock is taken, like the hash: the weigher is user code.
+        let weight = self
+            .weigher
+            .as_ref()
+            .map_or(0, |weigher| weigher.weigh(&key, &value));
         let index = self.shard_of(hash);
         let mut removed = Removed::new();
         let mut shard = self.write_shard(index);
@@ -809,6 +962,8 @@ where
         }
         let expires_at = ttl.map_or(0, |ttl| now.saturating_add(nanos(ttl)).max(1));
 
+        // An entry heavier than the shard's budget is not stored, however much is evicted.
+        let fits = u64::from(weight) <= shard.max_weight;
         let mut key = Some(key);
         let mut value = Some(value);
         if let Some(idx) = shard.find(hash, |stored| Some(stored) == key.as_ref()) {
@@ -816,34 +971,55 @@ where
                 // Replacing an expired entry is a new entry, queued as any new key.
                 let (old_key, old_value) = shard.take(idx);
                 removed.push(old_key, old_value, RemovalCause::Expired);
+            } else if !fits {
+                // The old value goes too: serving it in place of the new one would be
+                // serving a stale result.
+                let (old_key, old_value) = shard.take(idx);
+                removed.push(old_key, old_value, RemovalCause::Replaced);
+                // `Replaced` does not count as shrinking; here the entry is gone.
+                removed.shrunk += 1;
             } else {
                 // A live entry is updated in place: same queue position and frequency.
                 if let Some(times) = shard.times.get_mut(idx as usize) {
                     times.expires_at = expires_at;
                     *times.last_read.get_mut() = now;
                 }
+                shard.set_weight(idx, weight);
                 let new_value = value.take().expect("value not consumed yet");
                 let old = mem::replace(&mut shard.slots[idx as usize].value, new_value);
                 let key = key.take().expect("key not consumed yet");
                 removed.push(key, old, RemovalCause::Replaced);
             }
         }
-        if let (Some(key), Some(value)) = (key, value) {
-            while shard.slots.len() >= shard.capacity {
-                if !shard.evict_one(now, tti, &mut removed) {
-                    break;
+        match (key, value) {
+            (Some(key), Some(value)) if fits => {
+                while shard.is_full_for(weight) {
+                    if !shard.evict_one(now, tti, &mut removed) {
+                        break;
+                    }
                 }
+                let queue = shard.queue_for_new(hash);
+                shard.push(key, value, hash, weight, Times::new(expires_at, now), queue);
+                // Decrease before increase, both under the shard lock: the sum of the
+                // shards' contributions never exceeds the capacity.
+                self.entries.fetch_sub(removed.shrunk, Relaxed);
+                self.entries.fetch_add(1, Relaxed);
+                drop(shard);
             }
-            let queue = shard.queue_for_new(hash);
-            shard.push(key, value, hash, Times::new(expires_at, now), queue);
-            // Decrease before increase, both under the shard lock: the sum of the shards'
-            // contributions never exceeds the capacity.
-            self.entries.fetch_sub(removed.shrunk, Relaxed);
-            self.entries.fetch_add(1, Relaxed);
-        } else {
-            self.entries.fetch_sub(removed.shrunk, Relaxed);
+            (key, value) => {
+                // Replaced in place, possibly by a heavier value: make room by the same
+                // order, which may pick the replaced entry itself if it is the next victim.
+                while shard.weight() > shard.max_weight {
+                    if !shard.evict_one(now, tti, &mut removed) {
+                        break;
+                    }
+                }
+                self.entries.fetch_sub(removed.shrunk, Relaxed);
+                drop(shard);
+                // An entry too heavy to store is dropped here, with no lock held.
+                drop((key, value));
+            }
         }
-        drop(shard);
         self.report(removed);
         Ok(())
     }
@@ -894,8 +1070,8 @@ where
     }
 }
 
-/// Configures a [`MemoryStore`]: bound on entries, default time to live, time to idle,
-/// removal listener.
+/// Configures a [`MemoryStore`]: bounds on entries and on their total weight, default time
+/// to live, time to idle, removal listener.
 ///
 /// Every setting is optional; `MemoryStore::builder().build()` is the same as
 /// [`MemoryStore::new`].
@@ -913,6 +1089,8 @@ where
 /// ```
 pub struct MemoryStoreBuilder<K, V> {
     capacity: Option<usize>,
+    max_bytes: Option<u64>,
+    weigher: Option<Weigher<K, V>>,
     ttl: Option<Duration>,
     tti: Option<Duration>,
     listener: Option<Listener<K, V>>,
@@ -940,6 +1118,63 @@ impl<K, V> MemoryStoreBuilder<K, V> {
     /// ```
     pub fn capacity(mut self, entries: usize) -> Self {
         self.capacity = Some(entries);
+        self
+    }
+
+    /// Bounds the total weight of the entries to `bytes`; inserting evicts by S3-FIFO,
+    /// in the same order as for [`capacity`](Self::capacity), until the new entry fits.
+    /// Combines with `capacity`: both bounds then hold. Entries weigh what the
+    /// [`weigher`](Self::weigher) says; without one, their shallow size,
+    /// `size_of::<K>() + size_of::<V>()`: heap data is not counted, pass a weigher for
+    /// that.
+    ///
+    /// The bound is split evenly between the store's shards (one below 128 KiB, and
+    /// never more shards than `capacity` allows), each evicting on its own, so a store can
+    /// evict while another shard still has room; it never holds more than `bytes`. An
+    /// entry heavier than its shard's share is not stored: the insert succeeds, the key is
+    /// then absent and every read misses, as with a capacity of 0 (an old value under the
+    /// same key is removed, reported as [`RemovalCause::Replaced`]).
+    ///
+    /// ```
+    /// use cachemacro_runtime::{MemoryStore, Store};
+    ///
+    /// // Bounded by the length of the values, not by their number.
+    /// let store = MemoryStore::builder()
+    ///     .max_bytes(100)
+    ///     .weigher(|_key: &u32, value: &String| value.len() as u32)
+    ///     .build();
+    /// for n in 0..50 {
+    ///     store.insert(n, "x".repeat(10), None).unwrap();
+    /// }
+    /// assert_eq!(store.len(), 10);
+    /// assert_eq!(store.weighted_size(), 100);
+    ///
+    /// // Heavier than the whole budget: not stored.
+    /// store.insert(99, "x".repeat(101), None).unwrap();
+    /// assert_eq!(store.get(&99).unwrap(), None);
+    /// ```
+    pub fn max_bytes(mut self, bytes: u64) -> Self {
+        self.max_bytes = Some(bytes);
+        self
+    }
+
+    /// The weight of one entry, counted against [`max_bytes`](Self::max_bytes) and by
+    /// [`MemoryStore::weighted_size`]. It should be a pure function of the key and the
+    /// value, and quick: it runs on every insert, before any lock is taken. Without
+    /// `max_bytes`, the store is not bounded by weight but still sums the weights.
+    ///
+    /// ```
+    /// use cachemacro_runtime::{MemoryStore, Store};
+    ///
+    /// let store = MemoryStore::builder()
+    ///     .max_bytes(64 * 1024)
+    ///     .weigher(|key: &String, value: &Vec<u8>| (key.len() + value.len()) as u32)
+    ///     .build();
+    /// store.insert("page".to_owned(), vec![0; 1_000], None).unwrap();
+    /// assert_eq!(store.weighted_size(), 1_004);
+    /// ```
+    pub fn weigher(mut self, weigher: impl Fn(&K, &V) -> u32 + Send + Sync + 'static) -> Self {
+        self.weigher = Some(Weigher::Custom(Arc::new(weigher)));
         self
     }
 
@@ -1019,21 +1254,39 @@ impl<K: Hash + Eq + Clone, V: Clone> MemoryStoreBuilder<K, V> {
     /// ```
     pub fn build(self) -> MemoryStore<K, V> {
         let mut shard_count = default_shard_count();
-        if let Some(capacity) = self.capacity {
-            while shard_count > 1 && capacity / shard_count < MIN_SHARD_CAPACITY {
-                shard_count /= 2;
-            }
+        let too_small = |shard_count: usize| {
+            self.capacity
+                .is_some_and(|capacity| capacity / shard_count < MIN_SHARD_CAPACITY)
+                || self
+                    .max_bytes
+                    .is_some_and(|bytes| bytes / (shard_count as u64) < MIN_SHARD_WEIGHT)
+        };
+        while shard_count > 1 && too_small(shard_count) {
+            shard_count /= 2;
         }
+        let weigher = match (self.weigher, self.max_bytes) {
+            (Some(weigher), _) => Some(weigher),
+            (None, Some(_)) => {
+                let shallow = mem::size_of::<K>() + mem::size_of::<V>();
+                Some(Weigher::Shallow(u32::try_from(shallow).unwrap_or(u32::MAX)))
+            }
+            (None, None) => None,
+        };
         let shards = (0..shard_count)
             .map(|index| {
-                let shard = match self.capacity {
+                let max_weight = self.max_bytes.map(|bytes| {
+                    let count = shard_count as u64;
+                    bytes / count + u64::from((index as u64) < bytes % count)
+                });
+                let (capacity, bounded) = match self.capacity {
                     Some(capacity) => {
                         let share =
                             capacity / shard_count + usize::from(index < capacity % shard_count);
-                        Shard::new(share.min(MAX_SHARD_ENTRIES), true)
+                        (share.min(MAX_SHARD_ENTRIES), true)
                     }
-                    None => Shard::new(MAX_SHARD_ENTRIES, false),
+                    None => (MAX_SHARD_ENTRIES, false),
                 };
+                let shard = Shard::new(capacity, bounded, weigher.is_some(), max_weight);
                 Padded(RwLock::new(shard))
             })
             .collect();
@@ -1042,6 +1295,8 @@ impl<K: Hash + Eq + Clone, V: Clone> MemoryStoreBuilder<K, V> {
             shard_shift: 32 - shard_count.trailing_zeros(),
             hasher: foldhash::fast::RandomState::default(),
             capacity: self.capacity,
+            max_bytes: self.max_bytes,
+            weigher,
             ttl: self.ttl,
             tti: self.tti,
             tti_nanos: self.tti.map(nanos),
@@ -1058,6 +1313,7 @@ impl<K, V> fmt::Debug for MemoryStoreBuilder<K, V> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("MemoryStoreBuilder")
             .field("capacity", &self.capacity)
+            .field("max_bytes", &self.max_bytes)
             .field("ttl", &self.ttl)
             .field("tti", &self.tti)
             .finish()
@@ -1433,13 +1689,13 @@ mod tests {
             .ttl(Duration::from_secs(1));
         assert_eq!(
             format!("{builder:?}"),
-            "MemoryStoreBuilder { capacity: Some(5), ttl: Some(1s), tti: None }"
+            "MemoryStoreBuilder { capacity: Some(5), max_bytes: None, ttl: Some(1s), tti: None }"
         );
         let store = builder.build();
         store.insert(1, Opaque, None).unwrap();
         assert_eq!(
             format!("{store:?}"),
-            "MemoryStore { len: 1, capacity: Some(5), ttl: Some(1s), tti: None }"
+            "MemoryStore { len: 1, capacity: Some(5), max_bytes: None, ttl: Some(1s), tti: None }"
         );
     }
 
@@ -1451,8 +1707,9 @@ mod tests {
             let shard = shard.0.read().unwrap();
             let mut seen = vec![false; shard.slots.len()];
             for (queue, list) in [(Queue::Small, shard.small), (Queue::Main, shard.main)] {
-                let (mut idx, mut prev, mut len) = (list.oldest, NIL, 0);
+                let (mut idx, mut prev, mut len, mut weight) = (list.oldest, NIL, 0, 0);
                 while idx != NIL {
+                    weight += shard.weight_of(idx);
                     let slot = &shard.slots[idx as usize];
                     assert_eq!(slot.older, prev);
                     assert_eq!(slot.queue, queue);
@@ -1464,10 +1721,17 @@ mod tests {
                 }
                 assert_eq!(prev, list.newest);
                 assert_eq!(len, list.len);
+                assert_eq!(weight, list.weight);
             }
             assert!(seen.iter().all(|&linked| linked), "entry in no queue");
             assert_eq!(shard.table.len(), shard.slots.len());
             assert!(shard.slots.len() <= shard.capacity);
+            assert!(shard.weight() <= shard.max_weight);
+            if shard.weighted {
+                assert_eq!(shard.weights.len(), shard.slots.len());
+            } else {
+                assert!(shard.weights.is_empty());
+            }
             if shard.timed {
                 assert_eq!(shard.times.len(), shard.slots.len());
             } else {
@@ -1709,5 +1973,249 @@ mod tests {
         // replaced a value, reported once as `Replaced`: one call per insert.
         assert_eq!(store.len(), 0);
         assert_eq!(removed.load(Relaxed), inserts.load(Relaxed));
+    }
+
+    /// A store bounded to `max_bytes`, whose entries weigh the length of their value.
+    fn by_length(max_bytes: u64) -> MemoryStoreBuilder<u32, String> {
+        MemoryStore::builder()
+            .max_bytes(max_bytes)
+            .weigher(|_: &u32, value: &String| value.len() as u32)
+    }
+
+    /// The sum of the weights of the entries a read finds, for keys below `keys`.
+    fn held_weight(store: &MemoryStore<u32, String>, keys: u32) -> u64 {
+        (0..keys)
+            .filter_map(|key| store.get(&key).unwrap())
+            .map(|value| value.len() as u64)
+            .sum()
+    }
+
+    #[test]
+    fn max_bytes_holds_after_many_inserts_of_different_weights() {
+        let store = by_length(1_000).build();
+        let mut state = 0x2545_f491_u32;
+        for step in 0..5_000 {
+            state ^= state << 13;
+            state ^= state >> 17;
+            state ^= state << 5;
+            let key = state % 300;
+            store
+                .insert(key, "x".repeat((state % 120) as usize), None)
+                .unwrap();
+            if step % 3 == 0 {
+                store.get(&(key / 2)).unwrap();
+            }
+            assert!(store.weighted_size() <= 1_000, "after insert {step}");
+            if step % 101 == 0 {
+                assert_consistent(&store);
+            }
+        }
+        assert_consistent(&store);
+        assert_eq!(held_weight(&store, 300), store.weighted_size());
+        // Full to within one entry of the bound: only what did not fit was evicted.
+        assert!(store.weighted_size() > 1_000 - 120);
+        assert!(store.stats().evictions > 0);
+    }
+
+    #[test]
+    fn max_bytes_is_split_between_shards_and_never_exceeded() {
+        const MAX: u64 = 1 << 20;
+        let store = MemoryStore::builder()
+            .max_bytes(MAX)
+            .weigher(|_: &u64, value: &Vec<u8>| value.len() as u32)
+            .build();
+        assert_eq!(
+            store.shards.len(),
+            default_shard_count().min((MAX / MIN_SHARD_WEIGHT) as usize)
+        );
+        for n in 0..20_000u64 {
+            store.insert(n, vec![0; (n % 500) as usize], None).unwrap();
+        }
+        assert!(store.weighted_size() <= MAX);
+        assert!(store.weighted_size() > MAX / 2);
+        assert_consistent(&store);
+    }
+
+    #[test]
+    fn replacing_an_entry_adjusts_the_weight() {
+        let store = by_length(100).build();
+        store.insert(1, "x".repeat(10), None).unwrap();
+        store.insert(2, "x".repeat(30), None).unwrap();
+        store.insert(1, "x".repeat(3), None).unwrap();
+        assert_eq!(store.weighted_size(), 33);
+        store.insert(1, "x".repeat(50), None).unwrap();
+        assert_eq!(store.weighted_size(), 80);
+        assert_eq!(store.len(), 2);
+        assert_eq!(store.stats(), stats(2, 0, 0));
+        // A heavier value that no longer fits: room is made by the same order, here by
+        // evicting 1, the oldest unread entry, itself.
+        store.insert(3, "x".repeat(20), None).unwrap();
+        store.insert(1, "x".repeat(60), None).unwrap();
+        assert_eq!(store.weighted_size(), 50);
+        assert_eq!(store.get(&1).unwrap(), None);
+        assert_eq!(held_weight(&store, 4), store.weighted_size());
+        assert_eq!(store.stats().evictions, 1);
+        assert_consistent(&store);
+    }
+
+    #[test]
+    fn an_entry_heavier_than_the_budget_is_not_stored() {
+        type Events = Arc<Mutex<Vec<(u32, usize, RemovalCause)>>>;
+        let events: Events = Arc::default();
+        let log = Arc::clone(&events);
+        let store = by_length(100)
+            .on_removal(move |key: &u32, value: &String, cause| {
+                log.lock().unwrap().push((*key, value.len(), cause));
+            })
+            .build();
+        store.insert(1, "x".repeat(101), None).unwrap();
+        assert_eq!(store.get(&1).unwrap(), None);
+        assert!(store.is_empty());
+        assert_eq!(store.weighted_size(), 0);
+        // Exactly the budget fits.
+        store.insert(1, "x".repeat(100), None).unwrap();
+        assert_eq!(store.weighted_size(), 100);
+        // Too heavy under a held key: the old value goes too, reported as replaced.
+        store.insert(1, "x".repeat(101), None).unwrap();
+        assert_eq!(store.get(&1).unwrap(), None);
+        assert!(store.is_empty());
+        assert_eq!(store.weighted_size(), 0);
+        assert_eq!(store.stats(), stats(0, 0, 0));
+        assert_eq!(*events.lock().unwrap(), [(1, 100, RemovalCause::Replaced)]);
+        assert_consistent(&store);
+    }
+
+    #[test]
+    fn weight_returns_to_zero_after_removals_expirations_and_clear() {
+        let store = by_length(1_000).build();
+        for n in 0..10 {
+            store.insert(n, "x".repeat(n as usize), None).unwrap();
+        }
+        assert_eq!(store.weighted_size(), 45);
+        assert!(store.remove(&9).unwrap());
+        assert!(store.remove(&4).unwrap());
+        assert_eq!(store.weighted_size(), 32);
+        store.clear().unwrap();
+        assert_eq!(store.weighted_size(), 0);
+        for n in 0..10 {
+            store
+                .insert(n, "x".repeat(n as usize), Some(SHORT))
+                .unwrap();
+        }
+        thread::sleep(PAST_SHORT);
+        // Expired entries weigh until they are purged: by a remove, by writes.
+        assert!(!store.remove(&9).unwrap());
+        assert_eq!(store.weighted_size(), 36);
+        for _ in 0..3 {
+            store.insert(100, String::new(), None).unwrap();
+        }
+        assert_eq!(store.weighted_size(), 0);
+        assert_eq!(store.len(), 1);
+        assert_eq!(store.stats(), stats(1, 0, 10));
+        assert!(store.remove(&100).unwrap());
+        assert_eq!(store.weighted_size(), 0);
+        assert_consistent(&store);
+    }
+
+    #[test]
+    fn the_listener_is_called_once_per_entry_evicted_for_weight() {
+        type Events = Arc<Mutex<Vec<(u32, RemovalCause)>>>;
+        let events: Events = Arc::default();
+        let log = Arc::clone(&events);
+        let store = by_length(100)
+            .on_removal(move |key: &u32, _: &String, cause| {
+                log.lock().unwrap().push((*key, cause));
+            })
+            .build();
+        let take = || mem::take(&mut *events.lock().unwrap());
+        for n in 0..20 {
+            store.insert(n, "x".repeat(10), None).unwrap();
+        }
+        let mut evicted = take();
+        assert_eq!(evicted.len(), 10);
+        assert!(evicted.iter().all(|e| e.1 == RemovalCause::Evicted));
+        // One heavy entry evicts several in one insert, each reported once.
+        store.insert(100, "x".repeat(50), None).unwrap();
+        let more = take();
+        assert_eq!(more.len(), 5);
+        assert!(more.iter().all(|e| e.1 == RemovalCause::Evicted));
+        evicted.extend(more);
+        let mut keys: Vec<u32> = evicted.iter().map(|e| e.0).collect();
+        keys.sort_unstable();
+        keys.dedup();
+        assert_eq!(keys.len(), 15);
+        assert!(keys.iter().all(|key| store.get(key).unwrap().is_none()));
+        assert_eq!(store.stats(), stats(6, 15, 0));
+        assert_eq!(store.weighted_size(), 100);
+    }
+
+    #[test]
+    fn one_hit_wonders_cycle_through_the_small_queue_by_weight() {
+        // Main fills up to 97% of the weight (97 entries of 10), new keys then go to the
+        // small queue and evict each other there.
+        let store = by_length(1_000).build();
+        for n in 0..97 {
+            store.insert(n, "x".repeat(10), None).unwrap();
+        }
+        for n in 1_000..1_200 {
+            store.insert(n, "x".repeat(10), None).unwrap();
+        }
+        assert!((0..97).all(|n| store.get(&n).unwrap().is_some()));
+        assert_eq!(store.weighted_size(), 1_000);
+        assert_consistent(&store);
+    }
+
+    #[test]
+    fn max_bytes_without_a_weigher_counts_the_shallow_size() {
+        let store = MemoryStore::<u64, u64>::builder()
+            .max_bytes(16 * 10)
+            .build();
+        for n in 0..100 {
+            store.insert(n, n, None).unwrap();
+        }
+        assert_eq!(store.len(), 10);
+        assert_eq!(store.weighted_size(), 160);
+        assert_eq!(store.max_bytes(), Some(160));
+    }
+
+    #[test]
+    fn capacity_and_max_bytes_both_hold() {
+        let store = by_length(1_000).capacity(5).build();
+        for n in 0..20 {
+            store.insert(n, "x".repeat(10), None).unwrap();
+        }
+        assert_eq!(store.len(), 5);
+        // Heavy keys: the weight bounds them to three, while the light keys in main are
+        // protected from these one-time keys.
+        for n in 20..40 {
+            store.insert(n, "x".repeat(300), None).unwrap();
+            assert!(store.len() <= 5);
+            assert!(store.weighted_size() <= 1_000);
+        }
+        let heavy = (20..40).filter(|n| store.get(n).unwrap().is_some()).count();
+        assert!((1..=3).contains(&heavy), "{heavy} heavy entries held");
+        assert_eq!(held_weight(&store, 40), store.weighted_size());
+        assert_consistent(&store);
+    }
+
+    #[test]
+    fn a_weigher_alone_sums_weights_without_bounding() {
+        let store = MemoryStore::builder()
+            .weigher(|_: &u32, value: &String| value.len() as u32)
+            .build();
+        for n in 0..1_000 {
+            store.insert(n, "x".repeat(100), None).unwrap();
+        }
+        assert_eq!(store.len(), 1_000);
+        assert_eq!(store.weighted_size(), 100_000);
+        assert_eq!(store.max_bytes(), None);
+        // A store without weights does not weigh.
+        let plain = MemoryStore::new();
+        plain.insert(1, "x".repeat(100), None).unwrap();
+        assert_eq!(plain.weighted_size(), 0);
+        assert!(plain
+            .shards
+            .iter()
+            .all(|s| s.0.read().unwrap().weights.is_empty()));
     }
 }
