@@ -48,20 +48,9 @@ impl MemoizeArgs {
     /// Parses the attribute's tokens; every problem found is reported, combined.
     pub(crate) fn parse(tokens: TokenStream) -> syn::Result<MemoizeArgs> {
         let mut args = MemoizeArgs::default();
-        let mut errors: Option<Error> = None;
-        let parser = syn::meta::parser(|meta| {
-            if let Err(error) = args.parse_option(&meta) {
-                combine(&mut errors, error);
-                // Skip the rest of this option so the following ones are still checked.
-                while !meta.input.is_empty() && !meta.input.peek(Token![,]) {
-                    meta.input.parse::<proc_macro2::TokenTree>()?;
-                }
-            }
-            Ok(())
+        let mut errors = parse_options(tokens, |meta, name, span| {
+            args.parse_option(meta, name, span)
         });
-        if let Err(error) = parser.parse2(tokens) {
-            combine(&mut errors, error);
-        }
         args.check_combinations(&mut errors);
         match errors {
             Some(error) => Err(error),
@@ -69,18 +58,8 @@ impl MemoizeArgs {
         }
     }
 
-    fn parse_option(&mut self, meta: &ParseNestedMeta) -> syn::Result<()> {
-        let span = meta
-            .path
-            .segments
-            .first()
-            .map_or_else(Span::call_site, |s| s.ident.span());
-        let name = meta
-            .path
-            .get_ident()
-            .map(|ident| ident.unraw().to_string())
-            .unwrap_or_default();
-        match name.as_str() {
+    fn parse_option(&mut self, meta: &ParseNestedMeta, name: &str, span: Span) -> syn::Result<()> {
+        match name {
             "ttl" => set_once(&mut self.ttl, "ttl", span, || {
                 parse_duration_lit("ttl", &option_value(meta, "ttl", span, DURATION_ACCEPTED)?)
             }),
@@ -312,6 +291,39 @@ fn expression_value(
         ));
     }
     meta.value()?.parse()
+}
+
+/// Runs `parse_option(meta, name, span)` for each `name = ..` or `name(..)` of an
+/// attribute and returns every error, combined. After an error the rest of that option
+/// is skipped, so the options after it are still checked.
+pub(crate) fn parse_options(
+    tokens: TokenStream,
+    mut parse_option: impl FnMut(&ParseNestedMeta, &str, Span) -> syn::Result<()>,
+) -> Option<Error> {
+    let mut errors: Option<Error> = None;
+    let parser = syn::meta::parser(|meta| {
+        let span = meta
+            .path
+            .segments
+            .first()
+            .map_or_else(Span::call_site, |s| s.ident.span());
+        let name = meta
+            .path
+            .get_ident()
+            .map(|ident| ident.unraw().to_string())
+            .unwrap_or_default();
+        if let Err(error) = parse_option(&meta, &name, span) {
+            combine(&mut errors, error);
+            while !meta.input.is_empty() && !meta.input.peek(Token![,]) {
+                meta.input.parse::<proc_macro2::TokenTree>()?;
+            }
+        }
+        Ok(())
+    });
+    if let Err(error) = parser.parse2(tokens) {
+        combine(&mut errors, error);
+    }
+    errors
 }
 
 pub(crate) fn set_once<T>(

@@ -9,12 +9,11 @@
 
 use proc_macro2::{Span, TokenStream};
 use quote::{quote, ToTokens};
-use syn::ext::IdentExt;
-use syn::meta::ParseNestedMeta;
-use syn::parse::Parser;
-use syn::{Error, Expr, ExprArray, FnArg, ItemFn, Lit, LitBool, LitStr, Path, Token};
 
-use crate::attr::{combine, path_text, set_once, Spanned};
+use syn::meta::ParseNestedMeta;
+use syn::{Error, Expr, ExprArray, FnArg, ItemFn, Lit, LitBool, LitStr, Path};
+
+use crate::attr::{combine, parse_options, path_text, set_once, Spanned};
 use crate::duration::{parse_duration, parse_duration_lit};
 use crate::expand::companion_visibility;
 
@@ -36,38 +35,17 @@ struct PageArgs {
 impl PageArgs {
     fn parse(tokens: TokenStream) -> syn::Result<PageArgs> {
         let mut args = PageArgs::default();
-        let mut errors: Option<Error> = None;
-        let parser = syn::meta::parser(|meta| {
-            if let Err(error) = args.parse_option(&meta) {
-                combine(&mut errors, error);
-                // Skip the rest of this option so the following ones are still checked.
-                while !meta.input.is_empty() && !meta.input.peek(Token![,]) {
-                    meta.input.parse::<proc_macro2::TokenTree>()?;
-                }
-            }
-            Ok(())
+        let errors = parse_options(tokens, |meta, name, span| {
+            args.parse_option(meta, name, span)
         });
-        if let Err(error) = parser.parse2(tokens) {
-            combine(&mut errors, error);
-        }
         match errors {
             Some(error) => Err(error),
             None => Ok(args),
         }
     }
 
-    fn parse_option(&mut self, meta: &ParseNestedMeta) -> syn::Result<()> {
-        let span = meta
-            .path
-            .segments
-            .first()
-            .map_or_else(Span::call_site, |s| s.ident.span());
-        let name = meta
-            .path
-            .get_ident()
-            .map(|ident| ident.unraw().to_string())
-            .unwrap_or_default();
-        match name.as_str() {
+    fn parse_option(&mut self, meta: &ParseNestedMeta, name: &str, span: Span) -> syn::Result<()> {
+        match name {
             "ttl" => set_once(&mut self.ttl, "ttl", span, || {
                 parse_duration_lit("ttl", &meta.value()?.parse::<Lit>()?)
             }),
