@@ -16,6 +16,13 @@ use crate::{Store, StoreError};
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CasToken(pub(crate) CasTokenRepr);
 
+impl CasToken {
+    /// The error for a token that another kind of store issued.
+    pub(crate) fn foreign() -> StoreError {
+        StoreError::Other("a CAS token from another kind of store".into())
+    }
+}
+
 #[derive(Clone)]
 pub(crate) enum CasTokenRepr {
     /// Memcached's CAS unique.

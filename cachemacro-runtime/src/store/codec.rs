@@ -159,3 +159,74 @@ mod tests {
         assert!(a.starts_with(b"p:"));
     }
 }
+
+/// `<prefix>:<namespace>:`, the start of every key of one remote store; rendered once,
+/// not on every call.
+#[derive(Debug)]
+pub(crate) struct KeySpace {
+    prefix: String,
+    namespace: Option<String>,
+    rendered: String,
+}
+
+impl KeySpace {
+    pub(crate) fn new(prefix: String, namespace: Option<String>) -> KeySpace {
+        let mut space = KeySpace {
+            prefix,
+            namespace,
+            rendered: String::new(),
+        };
+        space.render();
+        space
+    }
+
+    /// Takes the memoized function's cache name unless the user chose a namespace.
+    pub(crate) fn adopt_namespace(&mut self, namespace: &str) {
+        if self.namespace.is_none() {
+            self.namespace = Some(namespace.to_owned());
+            self.render();
+        }
+    }
+
+    pub(crate) fn as_str(&self) -> &str {
+        &self.rendered
+    }
+
+    fn render(&mut self) {
+        let namespace = self.namespace.as_deref().unwrap_or("default");
+        self.rendered = format!("{}:{namespace}:", self.prefix);
+    }
+}
+
+/// After a failed connect, a remote server is not tried again for a while: callers get
+/// an immediate "unavailable" (and compute) instead of each waiting for a timeout.
+#[derive(Debug)]
+pub(crate) struct Backoff {
+    down_until: std::sync::Mutex<Option<std::time::Instant>>,
+    delay: std::time::Duration,
+}
+
+impl Backoff {
+    pub(crate) fn new(delay: std::time::Duration) -> Backoff {
+        Backoff {
+            down_until: std::sync::Mutex::new(None),
+            delay,
+        }
+    }
+
+    /// An error naming `server` while it is marked down.
+    pub(crate) fn check(&self, server: &str) -> Result<(), StoreError> {
+        match *self.down_until.lock().unwrap_or_else(|e| e.into_inner()) {
+            Some(until) if std::time::Instant::now() < until => Err(StoreError::Unavailable(
+                format!("{server} marked down after a failed connect; retrying later"),
+            )),
+            _ => Ok(()),
+        }
+    }
+
+    /// Marks the server down for the delay.
+    pub(crate) fn trip(&self) {
+        *self.down_until.lock().unwrap_or_else(|e| e.into_inner()) =
+            Some(std::time::Instant::now() + self.delay);
+    }
+}

@@ -19,7 +19,7 @@ use md5::{Digest, Md5};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
-use super::codec::{self, decode_found, encode_value};
+use super::codec::{self, decode_found, encode_value, Backoff, KeySpace};
 use super::ketama::KetamaRing;
 use crate::store::CasTokenRepr;
 use crate::{CacheApi, CasToken, Store, StoreError};
@@ -49,8 +49,7 @@ const MAX_RELATIVE_EXPIRY: u64 = 30 * 24 * 3600;
 pub struct MemcachedStore {
     servers: Vec<Arc<Server>>,
     ring: KetamaRing,
-    prefix: String,
-    namespace: Option<String>,
+    keys: KeySpace,
     settings: Settings,
     /// The namespace's version as last read from the server, and when.
     version: Mutex<Option<(u64, Instant)>>,
@@ -90,7 +89,7 @@ struct Settings {
 struct Server {
     address: String,
     client: Mutex<Option<Arc<memcache::Client>>>,
-    down_until: Mutex<Option<Instant>>,
+    backoff: Backoff,
 }
 
 impl MemcachedStore {
@@ -127,11 +126,7 @@ impl MemcachedStore {
     /// or, when that is too long or not plain ASCII, a fixed-length MD5 of it.
     fn encode_key<K: Serialize>(&self, key: &K) -> Result<String, StoreError> {
         let bytes = codec::encode_key("", key)?;
-        let mut text = format!(
-            "{}v{}:",
-            self.namespace_key_prefix(),
-            self.namespace_version()
-        );
+        let mut text = format!("{}v{}:", self.keys.as_str(), self.namespace_version());
         for byte in &bytes {
             let _ = write!(text, "{byte:02x}");
         }
@@ -145,17 +140,9 @@ impl MemcachedStore {
         Ok(text)
     }
 
-    fn namespace_key_prefix(&self) -> String {
-        format!(
-            "{}:{}:",
-            self.prefix,
-            self.namespace.as_deref().unwrap_or("default")
-        )
-    }
-
     /// Where the namespace's version counter lives (on its own server of the ring).
     fn version_key(&self) -> String {
-        format!("{}version", self.namespace_key_prefix())
+        format!("{}version", self.keys.as_str())
     }
 
     /// The namespace's current version: part of every key, so that bumping it (`clear`)
@@ -222,15 +209,7 @@ impl MemcachedStore {
 
 impl Server {
     fn client(&self, settings: &Settings) -> Result<Arc<memcache::Client>, StoreError> {
-        let mut down_until = self.down_until.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(until) = *down_until {
-            if Instant::now() < until {
-                return Err(StoreError::Unavailable(format!(
-                    "memcached server {} marked down; retrying later",
-                    self.address
-                )));
-            }
-        }
+        self.backoff.check(&self.address)?;
         let mut client = self.client.lock().unwrap_or_else(|e| e.into_inner());
         if let Some(client) = client.as_ref() {
             return Ok(Arc::clone(client));
@@ -260,12 +239,11 @@ impl Server {
             .map(Arc::new);
         match connected {
             Ok(connected) => {
-                *down_until = None;
                 *client = Some(Arc::clone(&connected));
                 Ok(connected)
             }
             Err(error) => {
-                *down_until = Some(Instant::now() + settings.retry_after);
+                self.backoff.trip();
                 Err(StoreError::Unavailable(format!(
                     "memcached server {}: {error}",
                     self.address
@@ -368,12 +346,11 @@ impl MemcachedStoreBuilder {
                     Arc::new(Server {
                         address,
                         client: Mutex::new(None),
-                        down_until: Mutex::new(None),
+                        backoff: Backoff::new(self.settings.retry_after),
                     })
                 })
                 .collect(),
-            prefix: self.prefix,
-            namespace: self.namespace,
+            keys: KeySpace::new(self.prefix, self.namespace),
             settings: self.settings,
             version: Mutex::new(None),
         }
@@ -415,7 +392,7 @@ where
     }
 
     fn with_namespace(mut self, namespace: &'static str) -> Self {
-        self.namespace.get_or_insert_with(|| namespace.to_owned());
+        self.keys.adopt_namespace(namespace);
         self
     }
 
@@ -461,8 +438,7 @@ impl std::fmt::Debug for MemcachedStore {
                     .map(|s| s.address.as_str())
                     .collect::<Vec<_>>(),
             )
-            .field("prefix", &self.prefix)
-            .field("namespace", &self.namespace)
+            .field("keys", &self.keys.as_str())
             .finish_non_exhaustive()
     }
 }
@@ -563,9 +539,7 @@ where
                 })
             }
             CasTokenRepr::Bytes(bytes) if bytes.is_empty() => self.add(key, value, ttl),
-            CasTokenRepr::Bytes(_) | CasTokenRepr::Value(_) => Err(StoreError::Other(
-                "a CAS token from another kind of store".into(),
-            )),
+            CasTokenRepr::Bytes(_) | CasTokenRepr::Value(_) => Err(CasToken::foreign()),
         }
     }
 

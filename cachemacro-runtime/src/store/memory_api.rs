@@ -126,11 +126,7 @@ where
         let unchanged = match (&token.0, &current) {
             (CasTokenRepr::Bytes(bytes), None) => bytes.is_empty(),
             (CasTokenRepr::Value(seen), Some(current)) => seen.downcast_ref::<V>() == Some(current),
-            (CasTokenRepr::Version(_), _) => {
-                return Err(StoreError::Other(
-                    "a CAS token from another kind of store".into(),
-                ))
-            }
+            (CasTokenRepr::Version(_), _) => return Err(CasToken::foreign()),
             _ => false,
         };
         if unchanged {

@@ -12,8 +12,8 @@
 //! computation they would have done anyway; it reconnects by itself afterwards.
 
 use std::future::Future;
-use std::sync::{Mutex, MutexGuard, RwLock};
-use std::time::{Duration, Instant};
+use std::sync::{Mutex, RwLock};
+use std::time::Duration;
 
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::cluster::{ClusterClient, ClusterClientBuilder, ClusterConnection};
@@ -22,7 +22,7 @@ use redis::{Cmd, Connection, ConnectionLike, FromRedisValue, RedisError};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
-use super::codec::{self, decode_found, decode_value, encode_value};
+use super::codec::{self, decode_found, decode_value, encode_value, Backoff, KeySpace};
 use crate::store::CasTokenRepr;
 use crate::{CacheApi, CasToken, Store, StoreError};
 
@@ -50,14 +50,12 @@ use crate::{CacheApi, CasToken, Store, StoreError};
 /// ```
 pub struct RedisStore {
     server: Server,
-    prefix: String,
-    namespace: Option<String>,
+    keys: KeySpace,
     connect_timeout: Duration,
     operation_timeout: Duration,
-    retry_after: Duration,
     sync_connection: Mutex<Option<SyncConnection>>,
     async_connection: RwLock<Option<AsyncConnection>>,
-    down_until: Mutex<Option<Instant>>,
+    backoff: Backoff,
 }
 
 /// Settings of a [`RedisStore`]; from [`RedisStore::builder`].
@@ -176,22 +174,14 @@ impl RedisStoreBuilder {
 }
 
 impl RedisStore {
-    fn key_prefix(&self) -> String {
-        format!(
-            "{}:{}:",
-            self.prefix,
-            self.namespace.as_deref().unwrap_or("default")
-        )
-    }
-
     fn encode_key<K: Serialize>(&self, key: &K) -> Result<Vec<u8>, StoreError> {
-        codec::encode_key(&self.key_prefix(), key)
+        codec::encode_key(self.keys.as_str(), key)
     }
 
     /// `SCAN MATCH` pattern of this namespace, with glob characters escaped.
     fn namespace_pattern(&self) -> String {
         let mut pattern = String::new();
-        for character in self.key_prefix().chars() {
+        for character in self.keys.as_str().chars() {
             if matches!(character, '*' | '?' | '[' | ']' | '\\') {
                 pattern.push('\\');
             }
@@ -199,23 +189,6 @@ impl RedisStore {
         }
         pattern.push('*');
         pattern
-    }
-
-    fn down_until(&self) -> MutexGuard<'_, Option<Instant>> {
-        self.down_until.lock().unwrap_or_else(|e| e.into_inner())
-    }
-
-    fn check_not_down(&self) -> Result<(), StoreError> {
-        match *self.down_until() {
-            Some(until) if Instant::now() < until => Err(StoreError::Unavailable(
-                "server marked down after a failed connect; retrying later".to_owned(),
-            )),
-            _ => Ok(()),
-        }
-    }
-
-    fn mark_down(&self) {
-        *self.down_until() = Some(Instant::now() + self.retry_after);
     }
 
     fn to_store_error(&self, error: RedisError) -> StoreError {
@@ -236,14 +209,14 @@ impl RedisStore {
         &self,
         request: impl FnOnce(&mut dyn ConnectionLike) -> redis::RedisResult<T>,
     ) -> Result<T, StoreError> {
-        self.check_not_down()?;
+        self.backoff.check("Redis server")?;
         let mut slot = self
             .sync_connection
             .lock()
             .unwrap_or_else(|e| e.into_inner());
         if slot.is_none() {
             let connection = self.connect_sync().map_err(|error| {
-                self.mark_down();
+                self.backoff.trip();
                 self.to_store_error(error)
             })?;
             *slot = Some(connection);
@@ -291,7 +264,7 @@ impl RedisStore {
     }
 
     async fn async_connection(&self) -> Result<AsyncConnection, StoreError> {
-        self.check_not_down()?;
+        self.backoff.check("Redis server")?;
         if let Some(connection) = self
             .async_connection
             .read()
@@ -304,11 +277,11 @@ impl RedisStore {
             match tokio::time::timeout(self.connect_timeout * 2, self.connect_async()).await {
                 Ok(Ok(connection)) => connection,
                 Ok(Err(error)) => {
-                    self.mark_down();
+                    self.backoff.trip();
                     return Err(self.to_store_error(error));
                 }
                 Err(_) => {
-                    self.mark_down();
+                    self.backoff.trip();
                     return Err(StoreError::Timeout(self.connect_timeout));
                 }
             };
@@ -422,14 +395,12 @@ impl RedisStoreBuilder {
         };
         Ok(RedisStore {
             server,
-            prefix: self.prefix,
-            namespace: self.namespace,
+            keys: KeySpace::new(self.prefix, self.namespace),
             connect_timeout: self.connect_timeout,
             operation_timeout: self.operation_timeout,
-            retry_after: self.retry_after,
+            backoff: Backoff::new(self.retry_after),
             sync_connection: Mutex::new(None),
             async_connection: RwLock::new(None),
-            down_until: Mutex::new(None),
         })
     }
 }
@@ -473,7 +444,7 @@ where
     }
 
     fn with_namespace(mut self, namespace: &'static str) -> Self {
-        self.namespace.get_or_insert_with(|| namespace.to_owned());
+        self.keys.adopt_namespace(namespace);
         self
     }
 
@@ -544,8 +515,7 @@ impl std::fmt::Debug for RedisStore {
                     }
                 },
             )
-            .field("prefix", &self.prefix)
-            .field("namespace", &self.namespace)
+            .field("keys", &self.keys.as_str())
             .field("connect_timeout", &self.connect_timeout)
             .field("operation_timeout", &self.operation_timeout)
             .finish_non_exhaustive()
@@ -627,9 +597,7 @@ where
         ttl: Option<Duration>,
     ) -> Result<bool, StoreError> {
         let CasToken(CasTokenRepr::Bytes(expected)) = token else {
-            return Err(StoreError::Other(
-                "a CAS token from another kind of store".into(),
-            ));
+            return Err(CasToken::foreign());
         };
         let mut command = script(CAS_SCRIPT, self.encode_key(&key)?);
         command
