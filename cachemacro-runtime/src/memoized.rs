@@ -53,7 +53,7 @@ where
 /// sharing a remote store agrees.
 #[derive(Debug, Clone, PartialEq)]
 #[cfg_attr(
-    any(feature = "redis", feature = "memcached"),
+    feature = "serde",
     derive(serde::Serialize, serde::Deserialize)
 )]
 pub struct Stamped<V> {

@@ -7,8 +7,10 @@
 //! `#[memoize(store = ...)]`.
 
 mod api;
-#[cfg(any(feature = "redis", feature = "memcached"))]
+#[cfg(feature = "serde")]
 mod codec;
+#[cfg(feature = "disk")]
+mod disk;
 #[cfg(feature = "memcached")]
 mod ketama;
 #[cfg(feature = "memcached")]
@@ -17,12 +19,14 @@ mod memory;
 mod memory_api;
 #[cfg(feature = "redis")]
 mod redis;
+#[cfg(feature = "postgres")]
+mod sql;
 
 #[cfg(feature = "memcached")]
 pub use self::memcached::{MemcachedStore, MemcachedStoreBuilder};
 #[cfg(feature = "redis")]
 pub use self::redis::{RedisStore, RedisStoreBuilder};
-#[cfg(any(feature = "redis", feature = "memcached"))]
+#[cfg(feature = "serde")]
 pub(crate) use api::CasTokenRepr;
 pub use api::{CacheApi, CasToken};
 pub use memory::{MemoryStore, MemoryStoreBuilder, RemovalCause};

@@ -1,0 +1,1 @@
+//! `DiskStore` (issue 6): being written.

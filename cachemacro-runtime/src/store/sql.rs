@@ -1,0 +1,1 @@
+//! `SqlStore` (issue 6): being written.
