@@ -105,3 +105,14 @@ pub use crate::page::PageCache;
 pub use axum::response::Response;
 #[cfg(feature = "axum")]
 pub use std::sync::OnceLock;
+
+/// `#[cache_page(store = ..)]`: a page cache over the user's store, in the handler's own
+/// namespace, so that one handler's `clear` leaves the pages of others sharing the
+/// server alone.
+#[cfg(feature = "axum")]
+pub fn page_cache_in<S>(store: S, namespace: &'static str) -> PageCache
+where
+    S: crate::Store<crate::PageKey, crate::CachedPage> + 'static,
+{
+    PageCache::with_store(store.with_namespace(namespace))
+}

@@ -250,7 +250,10 @@ fn expand(attr: TokenStream, function: &ItemFn) -> syn::Result<TokenStream> {
     let mut cache = match &args.store {
         Some(store) => {
             let store = &store.value;
-            quote!(#rt::__private::PageCache::with_store(#store))
+            quote!(#rt::__private::page_cache_in(
+                #store,
+                ::core::concat!(::core::module_path!(), "::", #name),
+            ))
         }
         None => quote!(#rt::__private::PageCache::new()),
     };

@@ -25,6 +25,10 @@ use crate::single_flight::{FlightOutcome, Role, SingleFlight};
 use crate::stats::StatsCounters;
 use crate::{CacheStats, MemoryStore, Store, StoreError, StoreStats};
 
+#[cfg(feature = "serde")]
+#[path = "wire.rs"]
+mod wire;
+
 /// The header that tells whether a response came from the cache.
 pub(crate) const X_CACHE: HeaderName = HeaderName::from_static("x-cache");
 const AGE: HeaderName = http::header::AGE;
@@ -179,6 +183,17 @@ impl<S: Store<PageKey, CachedPage>> PageStore for S {
     }
 }
 
+/// Where this process starts numbering variant generations. A store shared by several
+/// processes holds the generations of all of them: starting from the clock's nanoseconds
+/// keeps one process from reusing a generation another one invalidated, which would bring
+/// its old variants back.
+fn first_generation() -> u64 {
+    SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(1, |since| since.as_nanos() as u64)
+        .max(1)
+}
+
 struct Shared {
     store: Box<dyn PageStore>,
     flights: SingleFlight<PageKey, CachedPage>,
@@ -282,7 +297,7 @@ impl PageCache {
                 store: Box::new(store),
                 flights: SingleFlight::new(),
                 counters: StatsCounters::default(),
-                generations: AtomicU64::new(1),
+                generations: AtomicU64::new(first_generation()),
             }),
         }
     }
