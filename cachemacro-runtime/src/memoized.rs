@@ -52,10 +52,7 @@ where
 /// `#[memoize(stale = "..")]` stores. Wall-clock milliseconds, so that every process
 /// sharing a remote store agrees.
 #[derive(Debug, Clone, PartialEq)]
-#[cfg_attr(
-    feature = "serde",
-    derive(serde::Serialize, serde::Deserialize)
-)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub struct Stamped<V> {
     /// The cached value.
     pub value: V,
