@@ -157,6 +157,27 @@ pub trait CacheApi<K, V>: Store<K, V> {
             .try_for_each(|(key, value)| self.insert(key, value, ttl))
     }
 
+    /// Django's `incr_version`: moves the entry under `key` from this store's version to
+    /// the version `delta` away, and returns that version; `None` when the key held
+    /// nothing. A store built with [`version`](crate::RedisStoreBuilder) set to the
+    /// returned number reads the entry there; this store no longer sees it.
+    ///
+    /// As in Django this is a read, a write and a delete, not one atomic step: a write
+    /// to the key in between may be lost. Stores that keep no versions (the in-process
+    /// [`MemoryStore`](crate::MemoryStore), whose keys are your own values) answer
+    /// [`StoreError::Unsupported`].
+    ///
+    /// ```
+    /// use cachemacro_runtime::{CacheApi, MemoryStore, StoreError};
+    ///
+    /// let store: MemoryStore<&str, u32> = MemoryStore::new();
+    /// assert!(matches!(store.incr_version(&"k", 1), Err(StoreError::Unsupported(_))));
+    /// ```
+    fn incr_version(&self, key: &K, delta: i64) -> Result<Option<u64>, StoreError> {
+        let _ = (key, delta);
+        Err(StoreError::Unsupported("versions"))
+    }
+
     /// Removes every key; returns how many existed.
     fn delete_many(&self, keys: &[K]) -> Result<usize, StoreError> {
         let mut removed = 0;

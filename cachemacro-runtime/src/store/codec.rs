@@ -163,20 +163,83 @@ mod tests {
     }
 }
 
-/// `<prefix>:<namespace>:`, the start of every key of one remote store; rendered once,
-/// not on every call.
+/// The key settings every store builder outside the process takes: prefix, namespace
+/// and version. Builders hold one in a field named `keys` and get the setters from
+/// [`key_setters!`].
+#[derive(Debug, Clone)]
+pub(crate) struct KeyOptions {
+    pub(crate) prefix: String,
+    pub(crate) namespace: Option<String>,
+    pub(crate) version: u64,
+}
+
+impl Default for KeyOptions {
+    fn default() -> Self {
+        KeyOptions {
+            prefix: "cachemacro".to_owned(),
+            namespace: None,
+            version: 1,
+        }
+    }
+}
+
+impl KeyOptions {
+    pub(crate) fn into_key_space(self) -> KeySpace {
+        KeySpace::new(self.prefix, self.namespace, self.version)
+    }
+}
+
+/// The `prefix`, `namespace` and `version` setters of a builder with a `keys: KeyOptions`
+/// field, written once for every store.
+macro_rules! key_setters {
+    () => {
+        /// The first part of every key (default `cachemacro`), shared by all caches of
+        /// one application; two applications on one server keep apart by it.
+        pub fn prefix(mut self, prefix: impl Into<String>) -> Self {
+            self.keys.prefix = prefix.into();
+            self
+        }
+
+        /// The second part of every key. Defaults to the memoized function's cache name,
+        /// so set it only to share entries between differently named functions (or,
+        /// for a page cache, between handlers).
+        pub fn namespace(mut self, namespace: impl Into<String>) -> Self {
+            self.keys.namespace = Some(namespace.into());
+            self
+        }
+
+        /// The third part of every key (default 1), as Django's `VERSION`: deploying
+        /// with a new version leaves the entries of the old one out of sight (they
+        /// expire by themselves), and a store at version `n + 1` reads what
+        /// [`incr_version`](crate::CacheApi::incr_version) moved there.
+        pub fn version(mut self, version: u64) -> Self {
+            self.keys.version = version;
+            self
+        }
+    };
+}
+pub(crate) use key_setters;
+
+/// `<prefix>:<namespace>:<version>:`, the start of every key of one remote store;
+/// rendered once, not on every call. The version is Django's: bumping it for a key
+/// ([`CacheApi::incr_version`](crate::CacheApi::incr_version)) or for a whole store
+/// (the builders' `version`) moves entries out of sight without deleting anything.
 #[derive(Debug)]
 pub(crate) struct KeySpace {
     prefix: String,
     namespace: Option<String>,
+    version: u64,
+    namespace_rendered: String,
     rendered: String,
 }
 
 impl KeySpace {
-    pub(crate) fn new(prefix: String, namespace: Option<String>) -> KeySpace {
+    pub(crate) fn new(prefix: String, namespace: Option<String>, version: u64) -> KeySpace {
         let mut space = KeySpace {
             prefix,
             namespace,
+            version,
+            namespace_rendered: String::new(),
             rendered: String::new(),
         };
         space.render();
@@ -191,13 +254,32 @@ impl KeySpace {
         }
     }
 
+    /// The start of this store's keys at its version.
     pub(crate) fn as_str(&self) -> &str {
         &self.rendered
     }
 
+    /// The start of this namespace's keys at every version: what `clear` removes.
+    pub(crate) fn namespace_str(&self) -> &str {
+        &self.namespace_rendered
+    }
+
+    /// The start of this namespace's keys at `version`.
+    pub(crate) fn at_version(&self, version: u64) -> String {
+        format!("{}{version}:", self.namespace_rendered)
+    }
+
+    /// The version `delta` away from this store's, or an error if there is none.
+    pub(crate) fn shifted_version(&self, delta: i64) -> Result<u64, StoreError> {
+        self.version.checked_add_signed(delta).ok_or_else(|| {
+            StoreError::Other(format!("version {} {delta:+} is out of range", self.version).into())
+        })
+    }
+
     fn render(&mut self) {
         let namespace = self.namespace.as_deref().unwrap_or("default");
-        self.rendered = format!("{}:{namespace}:", self.prefix);
+        self.namespace_rendered = format!("{}:{namespace}:", self.prefix);
+        self.rendered = self.at_version(self.version);
     }
 }
 

@@ -19,7 +19,7 @@ use md5::{Digest, Md5};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
-use super::codec::{self, decode_found, encode_value, Backoff, KeySpace};
+use super::codec::{self, decode_found, encode_value, Backoff, KeyOptions, KeySpace};
 use super::ketama::KetamaRing;
 use crate::store::CasTokenRepr;
 use crate::{CacheApi, CasToken, Store, StoreError};
@@ -72,8 +72,7 @@ pub struct MemcachedStore {
 #[derive(Debug, Clone)]
 pub struct MemcachedStoreBuilder {
     servers: Vec<String>,
-    prefix: String,
-    namespace: Option<String>,
+    keys: KeyOptions,
     settings: Settings,
 }
 
@@ -98,8 +97,7 @@ impl MemcachedStore {
     pub fn builder<S: Into<String>>(servers: impl IntoIterator<Item = S>) -> MemcachedStoreBuilder {
         MemcachedStoreBuilder {
             servers: servers.into_iter().map(Into::into).collect(),
-            prefix: "cachemacro".to_owned(),
-            namespace: None,
+            keys: KeyOptions::default(),
             settings: Settings {
                 connect_timeout: Duration::from_millis(50),
                 operation_timeout: Duration::from_millis(100),
@@ -125,8 +123,13 @@ impl MemcachedStore {
     /// The memcached key: `prefix:namespace:` and the hex of the MessagePack-encoded key,
     /// or, when that is too long or not plain ASCII, a fixed-length MD5 of it.
     fn encode_key<K: Serialize>(&self, key: &K) -> Result<String, StoreError> {
+        self.encode_key_at(key, self.keys.as_str())
+    }
+
+    /// [`encode_key`](Self::encode_key) under the start of keys `space` (another version).
+    fn encode_key_at<K: Serialize>(&self, key: &K, space: &str) -> Result<String, StoreError> {
         let bytes = codec::encode_key("", key)?;
-        let mut text = format!("{}v{}:", self.keys.as_str(), self.namespace_version());
+        let mut text = format!("{space}v{}:", self.namespace_version());
         for byte in &bytes {
             let _ = write!(text, "{byte:02x}");
         }
@@ -142,7 +145,7 @@ impl MemcachedStore {
 
     /// Where the namespace's version counter lives (on its own server of the ring).
     fn version_key(&self) -> String {
-        format!("{}version", self.keys.as_str())
+        format!("{}version", self.keys.namespace_str())
     }
 
     /// The namespace's current version: part of every key, so that bumping it (`clear`)
@@ -292,17 +295,7 @@ fn expiry_field(ttl: Option<Duration>) -> u32 {
 }
 
 impl MemcachedStoreBuilder {
-    /// The first part of every key, shared by all caches of one application.
-    pub fn prefix(mut self, prefix: impl Into<String>) -> Self {
-        self.prefix = prefix.into();
-        self
-    }
-
-    /// The second part of every key; defaults to the memoized function's cache name.
-    pub fn namespace(mut self, namespace: impl Into<String>) -> Self {
-        self.namespace = Some(namespace.into());
-        self
-    }
+    codec::key_setters!();
 
     /// How long to wait for a connection to one server.
     pub fn connect_timeout(mut self, timeout: Duration) -> Self {
@@ -350,7 +343,7 @@ impl MemcachedStoreBuilder {
                     })
                 })
                 .collect(),
-            keys: KeySpace::new(self.prefix, self.namespace),
+            keys: self.keys.into_key_space(),
             settings: self.settings,
             version: Mutex::new(None),
         }
@@ -469,6 +462,20 @@ where
     fn touch(&self, key: &K, ttl: Option<Duration>) -> Result<bool, StoreError> {
         let key = self.encode_key(key)?;
         self.run(&key, |client, key| client.touch(key, expiry_field(ttl)))
+    }
+
+    /// Memcached does not tell an entry's remaining time to live, so the moved entry
+    /// never expires (Django resets it to the default timeout likewise).
+    fn incr_version(&self, key: &K, delta: i64) -> Result<Option<u64>, StoreError> {
+        let version = self.keys.shifted_version(delta)?;
+        let old = self.encode_key(key)?;
+        let new = self.encode_key_at(key, &self.keys.at_version(version))?;
+        let Some(value) = self.run(&old, |client, key| client.get::<Vec<u8>>(key))? else {
+            return Ok(None);
+        };
+        self.run(&new, |client, key| client.set(key, value.as_slice(), 0))?;
+        self.run(&old, |client, key| client.delete(key))?;
+        Ok(Some(version))
     }
 
     /// Memcached counters are unsigned: a decrement stops at 0.

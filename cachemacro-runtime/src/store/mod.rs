@@ -57,6 +57,9 @@ pub enum StoreError {
     #[error(transparent)]
     Other(#[from] Box<dyn std::error::Error + Send + Sync>),
 }
+    /// The store does not offer this operation (the name says which).
+    #[error("this store does not support {0}")]
+    Unsupported(&'static str),
 
 /// Counters a store keeps about itself; merged into [`CacheStats`](crate::CacheStats).
 ///

@@ -22,7 +22,7 @@ use redis::{Cmd, Connection, ConnectionLike, FromRedisValue, RedisError};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
-use super::codec::{self, decode_found, decode_value, encode_value, Backoff, KeySpace};
+use super::codec::{self, decode_found, decode_value, encode_value, Backoff, KeyOptions, KeySpace};
 use crate::store::CasTokenRepr;
 use crate::{CacheApi, CasToken, Store, StoreError};
 
@@ -76,8 +76,7 @@ pub struct RedisStore {
 #[derive(Debug, Clone)]
 pub struct RedisStoreBuilder {
     topology: Topology,
-    prefix: String,
-    namespace: Option<String>,
+    keys: KeyOptions,
     connect_timeout: Duration,
     operation_timeout: Duration,
     retry_after: Duration,
@@ -164,8 +163,7 @@ impl RedisStoreBuilder {
     fn new(topology: Topology) -> RedisStoreBuilder {
         RedisStoreBuilder {
             topology,
-            prefix: "cachemacro".to_owned(),
-            namespace: None,
+            keys: KeyOptions::default(),
             connect_timeout: Duration::from_millis(50),
             operation_timeout: Duration::from_millis(100),
             retry_after: Duration::from_secs(1),
@@ -181,7 +179,7 @@ impl RedisStore {
     /// `SCAN MATCH` pattern of this namespace, with glob characters escaped.
     fn namespace_pattern(&self) -> String {
         let mut pattern = String::new();
-        for character in self.keys.as_str().chars() {
+        for character in self.keys.namespace_str().chars() {
             if matches!(character, '*' | '?' | '[' | ']' | '\\') {
                 pattern.push('\\');
             }
@@ -340,18 +338,7 @@ fn delete_command(keys: Vec<Vec<u8>>) -> Cmd {
 }
 
 impl RedisStoreBuilder {
-    /// The first part of every key, shared by all caches of one application.
-    pub fn prefix(mut self, prefix: impl Into<String>) -> Self {
-        self.prefix = prefix.into();
-        self
-    }
-
-    /// The second part of every key. Defaults to the memoized function's cache name, so
-    /// set it only to share entries between differently named functions.
-    pub fn namespace(mut self, namespace: impl Into<String>) -> Self {
-        self.namespace = Some(namespace.into());
-        self
-    }
+    codec::key_setters!();
 
     /// How long to wait for a connection to the server.
     pub fn connect_timeout(mut self, timeout: Duration) -> Self {
@@ -395,7 +382,7 @@ impl RedisStoreBuilder {
         };
         Ok(RedisStore {
             server,
-            keys: KeySpace::new(self.prefix, self.namespace),
+            keys: self.keys.into_key_space(),
             connect_timeout: self.connect_timeout,
             operation_timeout: self.operation_timeout,
             backoff: Backoff::new(self.retry_after),
@@ -579,6 +566,22 @@ where
     fn incr(&self, key: &K, delta: i64) -> Result<i64, StoreError> {
         let key = self.encode_key(key)?;
         self.run_sync(redis::cmd("INCRBY").arg(key).arg(delta))
+    }
+
+    /// The entry keeps its remaining time to live. Not a script: in a cluster the two
+    /// keys may live on different nodes.
+    fn incr_version(&self, key: &K, delta: i64) -> Result<Option<u64>, StoreError> {
+        let version = self.keys.shifted_version(delta)?;
+        let old = self.encode_key(key)?;
+        let new = codec::encode_key(&self.keys.at_version(version), key)?;
+        let Some(value) = self.run_sync::<Option<Vec<u8>>>(redis::cmd("GET").arg(&old))? else {
+            return Ok(None);
+        };
+        let remaining: i64 = self.run_sync(redis::cmd("PTTL").arg(&old))?;
+        let ttl = u64::try_from(remaining).ok().map(Duration::from_millis);
+        self.run_sync::<()>(&self.set_command(new, value, ttl))?;
+        self.run_sync::<i64>(&delete_command(vec![old]))?;
+        Ok(Some(version))
     }
 
     fn gets(&self, key: &K) -> Result<Option<(V, CasToken)>, StoreError> {
