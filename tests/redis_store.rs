@@ -276,3 +276,74 @@ fn a_redis_cluster_spreads_entries_over_its_nodes_and_any_client_hits() {
         .sum();
     assert_eq!(left, 0);
 }
+
+/// Values as JSON, to show the codec is the user's choice.
+#[derive(Debug, Clone, Copy)]
+struct Json;
+
+impl cachemacro_runtime::Codec for Json {
+    fn encode<V: serde::Serialize + ?Sized>(
+        &self,
+        value: &V,
+    ) -> Result<Vec<u8>, cachemacro_runtime::StoreError> {
+        serde_json::to_vec(value)
+            .map_err(|error| cachemacro_runtime::StoreError::Other(error.into()))
+    }
+
+    fn decode<V: serde::de::DeserializeOwned>(
+        &self,
+        bytes: &[u8],
+    ) -> Result<V, cachemacro_runtime::StoreError> {
+        serde_json::from_slice(bytes)
+            .map_err(|error| cachemacro_runtime::StoreError::Corrupt(error.to_string()))
+    }
+}
+
+#[test]
+fn a_store_writes_values_with_the_codec_it_was_given() {
+    use cachemacro_runtime::{CacheApi, StoreError};
+
+    let server = RedisServer::start();
+    let json = RedisStore::builder(server.url())
+        .prefix("codec")
+        .namespace("shops")
+        .codec(Json)
+        .build()
+        .unwrap();
+    let shops = ("EC1A 1BB".to_owned(), vec!["Highbury".to_owned()]);
+    json.insert("near".to_owned(), shops.clone(), None).unwrap();
+    assert_eq!(json.get(&"near".to_owned()).unwrap(), Some(shops.clone()));
+
+    // The bytes on the server are the codec's, under the usual key.
+    let keys: Vec<Vec<u8>> = redis::cmd("KEYS")
+        .arg("codec:shops:1:*")
+        .query(&mut raw_connection(&server))
+        .unwrap();
+    assert_eq!(keys.len(), 1);
+    let raw: Vec<u8> = redis::cmd("GET")
+        .arg(&keys[0])
+        .query(&mut raw_connection(&server))
+        .unwrap();
+    assert_eq!(raw, br#"["EC1A 1BB",["Highbury"]]"#);
+
+    // Counters stay decimal text whatever the codec, so the server's INCRBY works.
+    assert_eq!(
+        CacheApi::<String, i64>::incr(&json, &"hits".to_owned(), 5).unwrap(),
+        5
+    );
+    assert_eq!(
+        Store::<String, i64>::get(&json, &"hits".to_owned()).unwrap(),
+        Some(5)
+    );
+
+    // A MessagePack store reading the JSON entry sees corrupt bytes, not a panic.
+    let packed = RedisStore::builder(server.url())
+        .prefix("codec")
+        .namespace("shops")
+        .build()
+        .unwrap();
+    assert!(matches!(
+        Store::<String, (String, Vec<String>)>::get(&packed, &"near".to_owned()),
+        Err(StoreError::Corrupt(_))
+    ));
+}

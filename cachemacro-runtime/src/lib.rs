@@ -45,10 +45,16 @@ pub mod __private;
 
 pub use key::KeyRef;
 pub use stats::CacheStats;
+#[cfg(feature = "postgres")]
+pub use store::{sql, SqlStore, SqlStoreBuilder};
 pub use store::{
     CacheApi, CasToken, MemoryStore, MemoryStoreBuilder, RemovalCause, Store, StoreError,
     StoreStats,
 };
+#[cfg(feature = "serde")]
+pub use store::{Codec, MessagePack};
+#[cfg(feature = "disk")]
+pub use store::{DiskStore, DiskStoreBuilder};
 #[cfg(feature = "memcached")]
 pub use store::{MemcachedStore, MemcachedStoreBuilder};
 #[cfg(feature = "redis")]

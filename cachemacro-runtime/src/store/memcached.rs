@@ -19,7 +19,9 @@ use md5::{Digest, Md5};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
-use super::codec::{self, decode_found, encode_value, Backoff, KeyOptions, KeySpace};
+use super::codec::{
+    self, decode_found, encode_value, Backoff, Codec, KeyOptions, KeySpace, MessagePack,
+};
 use super::ketama::KetamaRing;
 use crate::store::CasTokenRepr;
 use crate::{CacheApi, CasToken, Store, StoreError};
@@ -46,7 +48,8 @@ const MAX_RELATIVE_EXPIRY: u64 = 30 * 24 * 3600;
 /// }
 /// # let _ = nearby_stores("EC1A 1BB", 5);
 /// ```
-pub struct MemcachedStore {
+pub struct MemcachedStore<C = MessagePack> {
+    codec: C,
     servers: Vec<Arc<Server>>,
     ring: KetamaRing,
     keys: KeySpace,
@@ -70,7 +73,8 @@ pub struct MemcachedStore {
 /// assert_eq!(store.server_count(), 1);
 /// ```
 #[derive(Debug, Clone)]
-pub struct MemcachedStoreBuilder {
+pub struct MemcachedStoreBuilder<C = MessagePack> {
+    codec: C,
     servers: Vec<String>,
     keys: KeyOptions,
     settings: Settings,
@@ -96,6 +100,7 @@ impl MemcachedStore {
     /// timeout 50 ms, operation timeout 100 ms, retry after 1 s, 4 connections a server.
     pub fn builder<S: Into<String>>(servers: impl IntoIterator<Item = S>) -> MemcachedStoreBuilder {
         MemcachedStoreBuilder {
+            codec: MessagePack,
             servers: servers.into_iter().map(Into::into).collect(),
             keys: KeyOptions::default(),
             settings: Settings {
@@ -107,7 +112,9 @@ impl MemcachedStore {
             },
         }
     }
+}
 
+impl<C: Codec> MemcachedStore<C> {
     /// How many servers the pool shards over.
     pub fn server_count(&self) -> usize {
         self.servers.len()
@@ -294,8 +301,26 @@ fn expiry_field(ttl: Option<Duration>) -> u32 {
     u32::try_from(now + seconds).unwrap_or(u32::MAX)
 }
 
-impl MemcachedStoreBuilder {
+impl<C: Codec> MemcachedStoreBuilder<C> {
     codec::key_setters!();
+
+    /// How values are written (default [`MessagePack`]); keys are always MessagePack.
+    ///
+    /// ```
+    /// use cachemacro_runtime::{MemcachedStore, MessagePack};
+    ///
+    /// let store: MemcachedStore<MessagePack> =
+    ///     MemcachedStore::builder(["127.0.0.1:11211"]).codec(MessagePack).build();
+    /// # let _ = store;
+    /// ```
+    pub fn codec<D: Codec>(self, codec: D) -> MemcachedStoreBuilder<D> {
+        MemcachedStoreBuilder {
+            codec,
+            servers: self.servers,
+            keys: self.keys,
+            settings: self.settings,
+        }
+    }
 
     /// How long to wait for a connection to one server.
     pub fn connect_timeout(mut self, timeout: Duration) -> Self {
@@ -329,8 +354,9 @@ impl MemcachedStoreBuilder {
     }
 
     /// The store. Nothing is connected until a key routes to a server.
-    pub fn build(self) -> MemcachedStore {
+    pub fn build(self) -> MemcachedStore<C> {
         MemcachedStore {
+            codec: self.codec,
             ring: KetamaRing::new(&self.servers),
             servers: self
                 .servers
@@ -350,19 +376,22 @@ impl MemcachedStoreBuilder {
     }
 }
 
-impl<K, V> Store<K, V> for MemcachedStore
+impl<K, V, C: Codec> Store<K, V> for MemcachedStore<C>
 where
     K: Serialize + Send + Sync,
     V: Serialize + DeserializeOwned + Send + Sync,
 {
     fn get(&self, key: &K) -> Result<Option<V>, StoreError> {
         let key = self.encode_key(key)?;
-        decode_found(self.run(&key, |client, key| client.get::<Vec<u8>>(key))?)
+        decode_found(
+            &self.codec,
+            self.run(&key, |client, key| client.get::<Vec<u8>>(key))?,
+        )
     }
 
     fn insert(&self, key: K, value: V, ttl: Option<Duration>) -> Result<(), StoreError> {
         let key = self.encode_key(&key)?;
-        let value = encode_value(&value)?;
+        let value = encode_value(&self.codec, &value)?;
         self.run(&key, |client, key| {
             client.set(key, value.as_slice(), expiry_field(ttl))
         })
@@ -396,7 +425,7 @@ where
         let fetched = self.run_async(self.encode_key(key), |client, key| {
             client.get::<Vec<u8>>(key)
         });
-        async move { decode_found(fetched.await?) }
+        async move { decode_found(&self.codec, fetched.await?) }
     }
 
     fn insert_async(
@@ -405,7 +434,7 @@ where
         value: V,
         ttl: Option<Duration>,
     ) -> impl Future<Output = Result<(), StoreError>> + Send {
-        let (key, value) = match (self.encode_key(&key), encode_value(&value)) {
+        let (key, value) = match (self.encode_key(&key), encode_value(&self.codec, &value)) {
             (Ok(key), Ok(value)) => (Ok(key), value),
             (Err(error), _) | (_, Err(error)) => (Err(error), Vec::new()),
         };
@@ -419,7 +448,7 @@ where
     }
 }
 
-impl std::fmt::Debug for MemcachedStore {
+impl<C> std::fmt::Debug for MemcachedStore<C> {
     fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         formatter
             .debug_struct("MemcachedStore")
@@ -440,14 +469,14 @@ fn is_command_error(error: &memcache::MemcacheError, expected: memcache::Command
     matches!(error, memcache::MemcacheError::CommandError(found) if *found == expected)
 }
 
-impl<K, V> CacheApi<K, V> for MemcachedStore
+impl<K, V, C: Codec> CacheApi<K, V> for MemcachedStore<C>
 where
     K: Serialize + Send + Sync,
     V: Serialize + DeserializeOwned + Send + Sync,
 {
     fn add(&self, key: K, value: V, ttl: Option<Duration>) -> Result<bool, StoreError> {
         let key = self.encode_key(&key)?;
-        let value = encode_value(&value)?;
+        let value = encode_value(&self.codec, &value)?;
         self.run(&key, |client, key| {
             match client.add(key, value.as_slice(), expiry_field(ttl)) {
                 Ok(()) => Ok(true),
@@ -520,7 +549,7 @@ where
         })?;
         match found {
             Some((bytes, _flags, Some(unique))) => Ok(Some((
-                codec::decode_value(&bytes)?,
+                codec::decode_value(&self.codec, &bytes)?,
                 CasToken(CasTokenRepr::Version(unique)),
             ))),
             Some((_, _, None)) => Err(StoreError::Unavailable(
@@ -540,7 +569,7 @@ where
         match &token.0 {
             CasTokenRepr::Version(unique) => {
                 let key = self.encode_key(&key)?;
-                let value = encode_value(&value)?;
+                let value = encode_value(&self.codec, &value)?;
                 self.run(&key, |client, key| {
                     client.cas(key, value.as_slice(), expiry_field(ttl), *unique)
                 })
@@ -570,7 +599,7 @@ where
         }
         encoded
             .iter()
-            .map(|key| decode_found(found.remove(key)))
+            .map(|key| decode_found(&self.codec, found.remove(key)))
             .collect()
     }
 }

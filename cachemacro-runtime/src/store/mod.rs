@@ -20,15 +20,21 @@ mod memory_api;
 #[cfg(feature = "redis")]
 mod redis;
 #[cfg(feature = "postgres")]
-mod sql;
+pub mod sql;
 
+#[cfg(feature = "disk")]
+pub use self::disk::{DiskStore, DiskStoreBuilder};
 #[cfg(feature = "memcached")]
 pub use self::memcached::{MemcachedStore, MemcachedStoreBuilder};
 #[cfg(feature = "redis")]
 pub use self::redis::{RedisStore, RedisStoreBuilder};
+#[cfg(feature = "postgres")]
+pub use self::sql::{SqlStore, SqlStoreBuilder};
 #[cfg(feature = "serde")]
 pub(crate) use api::CasTokenRepr;
 pub use api::{CacheApi, CasToken};
+#[cfg(feature = "serde")]
+pub use codec::{Codec, MessagePack};
 pub use memory::{MemoryStore, MemoryStoreBuilder, RemovalCause};
 
 use std::future::{ready, Future};
@@ -53,13 +59,13 @@ pub enum StoreError {
     /// Stored bytes could not be turned back into a value (type changed, corrupt data).
     #[error("cached value could not be decoded: {0}")]
     Corrupt(String),
+    /// The store does not offer this operation (the name says which).
+    #[error("this store does not support {0}")]
+    Unsupported(&'static str),
     /// Any other backend-specific failure.
     #[error(transparent)]
     Other(#[from] Box<dyn std::error::Error + Send + Sync>),
 }
-    /// The store does not offer this operation (the name says which).
-    #[error("this store does not support {0}")]
-    Unsupported(&'static str),
 
 /// Counters a store keeps about itself; merged into [`CacheStats`](crate::CacheStats).
 ///

@@ -22,7 +22,10 @@ use redis::{Cmd, Connection, ConnectionLike, FromRedisValue, RedisError};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
-use super::codec::{self, decode_found, decode_value, encode_value, Backoff, KeyOptions, KeySpace};
+use super::codec::{
+    self, decode_found, decode_value, encode_value, Backoff, Codec, KeyOptions, KeySpace,
+    MessagePack,
+};
 use crate::store::CasTokenRepr;
 use crate::{CacheApi, CasToken, Store, StoreError};
 
@@ -48,7 +51,8 @@ use crate::{CacheApi, CasToken, Store, StoreError};
 /// let shops = nearby_stores("EC1A 1BB", 5);
 /// # let _ = shops;
 /// ```
-pub struct RedisStore {
+pub struct RedisStore<C = MessagePack> {
+    codec: C,
     server: Server,
     keys: KeySpace,
     connect_timeout: Duration,
@@ -74,7 +78,8 @@ pub struct RedisStore {
 /// assert!(store.is_ok()); // nothing is connected until the first call
 /// ```
 #[derive(Debug, Clone)]
-pub struct RedisStoreBuilder {
+pub struct RedisStoreBuilder<C = MessagePack> {
+    codec: C,
     topology: Topology,
     keys: KeyOptions,
     connect_timeout: Duration,
@@ -153,15 +158,12 @@ impl RedisStore {
             nodes.into_iter().map(Into::into).collect(),
         ))
     }
-
-    fn is_cluster(&self) -> bool {
-        matches!(self.server, Server::Cluster { .. })
-    }
 }
 
 impl RedisStoreBuilder {
     fn new(topology: Topology) -> RedisStoreBuilder {
         RedisStoreBuilder {
+            codec: MessagePack,
             topology,
             keys: KeyOptions::default(),
             connect_timeout: Duration::from_millis(50),
@@ -171,7 +173,11 @@ impl RedisStoreBuilder {
     }
 }
 
-impl RedisStore {
+impl<C: Codec> RedisStore<C> {
+    fn is_cluster(&self) -> bool {
+        matches!(self.server, Server::Cluster { .. })
+    }
+
     fn encode_key<K: Serialize>(&self, key: &K) -> Result<Vec<u8>, StoreError> {
         codec::encode_key(self.keys.as_str(), key)
     }
@@ -337,8 +343,29 @@ fn delete_command(keys: Vec<Vec<u8>>) -> Cmd {
     command
 }
 
-impl RedisStoreBuilder {
+impl<C: Codec> RedisStoreBuilder<C> {
     codec::key_setters!();
+
+    /// How values are written (default [`MessagePack`]); keys are always MessagePack.
+    ///
+    /// ```
+    /// use cachemacro_runtime::{MessagePack, RedisStore};
+    ///
+    /// let store: RedisStore<MessagePack> = RedisStore::builder("redis://127.0.0.1:6379/")
+    ///     .codec(MessagePack)
+    ///     .build()?;
+    /// # Ok::<(), cachemacro_runtime::StoreError>(())
+    /// ```
+    pub fn codec<D: Codec>(self, codec: D) -> RedisStoreBuilder<D> {
+        RedisStoreBuilder {
+            codec,
+            topology: self.topology,
+            keys: self.keys,
+            connect_timeout: self.connect_timeout,
+            operation_timeout: self.operation_timeout,
+            retry_after: self.retry_after,
+        }
+    }
 
     /// How long to wait for a connection to the server.
     pub fn connect_timeout(mut self, timeout: Duration) -> Self {
@@ -360,7 +387,7 @@ impl RedisStoreBuilder {
     }
 
     /// The store. Fails only on an invalid URL: nothing is connected until first use.
-    pub fn build(self) -> Result<RedisStore, StoreError> {
+    pub fn build(self) -> Result<RedisStore<C>, StoreError> {
         let open = |url: &str| {
             redis::Client::open(url).map_err(|error| {
                 StoreError::Unavailable(format!("invalid Redis URL `{url}`: {error}"))
@@ -381,6 +408,7 @@ impl RedisStoreBuilder {
             },
         };
         Ok(RedisStore {
+            codec: self.codec,
             server,
             keys: self.keys.into_key_space(),
             connect_timeout: self.connect_timeout,
@@ -392,18 +420,22 @@ impl RedisStoreBuilder {
     }
 }
 
-impl<K, V> Store<K, V> for RedisStore
+impl<K, V, C: Codec> Store<K, V> for RedisStore<C>
 where
     K: Serialize + Send + Sync,
     V: Serialize + DeserializeOwned + Send + Sync,
 {
     fn get(&self, key: &K) -> Result<Option<V>, StoreError> {
         let key = self.encode_key(key)?;
-        decode_found(self.run_sync(redis::cmd("GET").arg(key))?)
+        decode_found(&self.codec, self.run_sync(redis::cmd("GET").arg(key))?)
     }
 
     fn insert(&self, key: K, value: V, ttl: Option<Duration>) -> Result<(), StoreError> {
-        let command = self.set_command(self.encode_key(&key)?, encode_value(&value)?, ttl);
+        let command = self.set_command(
+            self.encode_key(&key)?,
+            encode_value(&self.codec, &value)?,
+            ttl,
+        );
         self.run_sync(&command)
     }
 
@@ -443,7 +475,7 @@ where
         async move {
             let mut command = redis::cmd("GET");
             command.arg(key?);
-            decode_found(self.run_async(command).await?)
+            decode_found(&self.codec, self.run_async(command).await?)
         }
     }
 
@@ -455,7 +487,7 @@ where
     ) -> impl Future<Output = Result<(), StoreError>> + Send {
         let command = self
             .encode_key(&key)
-            .and_then(|key| Ok(self.set_command(key, encode_value(&value)?, ttl)));
+            .and_then(|key| Ok(self.set_command(key, encode_value(&self.codec, &value)?, ttl)));
         async move { self.run_async(command?).await }
     }
 
@@ -469,7 +501,7 @@ where
     }
 }
 
-impl RedisStore {
+impl<C: Codec> RedisStore<C> {
     fn clear_on(&self, connection: &mut dyn ConnectionLike, batch: bool) -> redis::RedisResult<()> {
         let mut cursor = 0;
         loop {
@@ -489,7 +521,7 @@ impl RedisStore {
     }
 }
 
-impl std::fmt::Debug for RedisStore {
+impl<C> std::fmt::Debug for RedisStore<C> {
     fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         formatter
             .debug_struct("RedisStore")
@@ -543,13 +575,17 @@ fn ttl_millis(ttl: Option<Duration>) -> u64 {
     ttl.map_or(0, |ttl| ttl.as_millis().max(1) as u64)
 }
 
-impl<K, V> CacheApi<K, V> for RedisStore
+impl<K, V, C: Codec> CacheApi<K, V> for RedisStore<C>
 where
     K: Serialize + Send + Sync,
     V: Serialize + DeserializeOwned + Send + Sync,
 {
     fn add(&self, key: K, value: V, ttl: Option<Duration>) -> Result<bool, StoreError> {
-        let mut command = self.set_command(self.encode_key(&key)?, encode_value(&value)?, ttl);
+        let mut command = self.set_command(
+            self.encode_key(&key)?,
+            encode_value(&self.codec, &value)?,
+            ttl,
+        );
         command.arg("NX");
         Ok(self.run_sync::<Option<String>>(&command)?.is_some())
     }
@@ -588,7 +624,12 @@ where
         let key = self.encode_key(key)?;
         let found: Option<Vec<u8>> = self.run_sync(redis::cmd("GET").arg(key))?;
         found
-            .map(|bytes| Ok((decode_value(&bytes)?, CasToken(CasTokenRepr::Bytes(bytes)))))
+            .map(|bytes| {
+                Ok((
+                    decode_value(&self.codec, &bytes)?,
+                    CasToken(CasTokenRepr::Bytes(bytes)),
+                ))
+            })
             .transpose()
     }
 
@@ -605,7 +646,7 @@ where
         let mut command = script(CAS_SCRIPT, self.encode_key(&key)?);
         command
             .arg(expected.as_slice())
-            .arg(encode_value(&value)?)
+            .arg(encode_value(&self.codec, &value)?)
             .arg(ttl_millis(ttl));
         Ok(self.run_sync::<i64>(&command)? == 1)
     }
@@ -623,7 +664,10 @@ where
             .map(|key| self.encode_key(key))
             .collect::<Result<Vec<_>, _>>()?;
         let found: Vec<Option<Vec<u8>>> = self.run_sync(redis::cmd("MGET").arg(encoded))?;
-        found.into_iter().map(decode_found).collect()
+        found
+            .into_iter()
+            .map(|found| decode_found(&self.codec, found))
+            .collect()
     }
 
     fn set_many(&self, entries: Vec<(K, V)>, ttl: Option<Duration>) -> Result<(), StoreError> {
@@ -635,7 +679,11 @@ where
         let mut pipeline = redis::pipe();
         for (key, value) in &entries {
             pipeline
-                .add_command(self.set_command(self.encode_key(key)?, encode_value(value)?, ttl))
+                .add_command(self.set_command(
+                    self.encode_key(key)?,
+                    encode_value(&self.codec, value)?,
+                    ttl,
+                ))
                 .ignore();
         }
         self.with_sync_connection(|connection| pipeline.query::<()>(connection))
