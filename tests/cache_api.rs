@@ -270,3 +270,86 @@ fn memcached_conditional_and_batched_calls() {
     let server = MemcachedServer::start();
     conditional_and_batched_calls(&memcached_client(&server));
 }
+
+/// The async API on a multi-threaded runtime: 8 tasks x 1 000 `incr_async` and a
+/// `gets_async`/`cas_async` loop stay exact, and the conditional and batched calls
+/// answer as their sync twins do.
+async fn async_api_is_exact<S>(store: Arc<S>)
+where
+    S: CacheApi<String, i64> + Send + Sync + 'static,
+{
+    let key = || "async_hits".to_owned();
+    let tasks: Vec<_> = (0..THREADS)
+        .map(|_| {
+            let store = Arc::clone(&store);
+            tokio::spawn(async move {
+                for _ in 0..1_000 {
+                    store.incr_async(&key(), 1).await.unwrap();
+                }
+                for _ in 0..100 {
+                    loop {
+                        let (seen, token) = match store.gets_async(&key()).await.unwrap() {
+                            Some(found) => found,
+                            None => (0, store.absent_token()),
+                        };
+                        if store
+                            .cas_async(key(), seen + 1, &token, None)
+                            .await
+                            .unwrap()
+                        {
+                            break;
+                        }
+                    }
+                }
+            })
+        })
+        .collect();
+    for task in tasks {
+        task.await.unwrap();
+    }
+    assert_eq!(store.get_async(&key()).await.unwrap(), Some(8 * 1_100));
+    assert_eq!(
+        store.decr_async(&key(), 100).await.unwrap(),
+        8 * 1_100 - 100
+    );
+
+    let name = |n: u32| format!("batch{n}");
+    assert!(store.add_async(name(0), 1, None).await.unwrap());
+    assert!(!store.add_async(name(0), 2, None).await.unwrap());
+    assert!(store
+        .touch_async(&name(0), Some(Duration::from_secs(60)))
+        .await
+        .unwrap());
+    assert!(!store.touch_async(&name(99), None).await.unwrap());
+    store
+        .set_many_async(
+            (1..=3).map(|n| (name(n), i64::from(n) * 10)).collect(),
+            None,
+        )
+        .await
+        .unwrap();
+    let keys: Vec<String> = (0..=4).map(name).collect();
+    assert_eq!(
+        store.get_many_async(&keys).await.unwrap(),
+        vec![Some(1), Some(10), Some(20), Some(30), None]
+    );
+    assert_eq!(store.delete_many_async(&keys).await.unwrap(), 4);
+    assert_eq!(store.get_many_async(&keys).await.unwrap(), vec![None; 5]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn redis_async_api_is_exact() {
+    let server = RedisServer::start();
+    async_api_is_exact(Arc::new(redis_client(&server))).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn memcached_async_api_is_exact() {
+    let server = MemcachedServer::start();
+    async_api_is_exact(Arc::new(memcached_client(&server))).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn memory_async_api_is_exact() {
+    async_api_is_exact(Arc::new(cachemacro_runtime::MemoryStore::new())).await;
+}

@@ -4,6 +4,7 @@
 
 use std::any::Any;
 use std::fmt;
+use std::future::{ready, Future};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -185,5 +186,106 @@ pub trait CacheApi<K, V>: Store<K, V> {
             removed += usize::from(self.remove(key)?);
         }
         Ok(removed)
+    }
+
+    /// Asynchronous [`add`](CacheApi::add). The defaults of the `*_async` methods call
+    /// the synchronous ones, which is right for in-process stores; stores that do I/O
+    /// override them with real asynchronous calls.
+    fn add_async(
+        &self,
+        key: K,
+        value: V,
+        ttl: Option<Duration>,
+    ) -> impl Future<Output = Result<bool, StoreError>> + Send {
+        ready(self.add(key, value, ttl))
+    }
+
+    /// Asynchronous [`touch`](CacheApi::touch).
+    fn touch_async(
+        &self,
+        key: &K,
+        ttl: Option<Duration>,
+    ) -> impl Future<Output = Result<bool, StoreError>> + Send {
+        ready(self.touch(key, ttl))
+    }
+
+    /// Asynchronous [`incr`](CacheApi::incr).
+    ///
+    /// ```
+    /// use cachemacro_runtime::{CacheApi, MemoryStore};
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), cachemacro_runtime::StoreError> {
+    /// let store: MemoryStore<&str, i64> = MemoryStore::new();
+    /// assert_eq!(store.incr_async(&"hit_count", 2).await?, 2);
+    /// assert_eq!(store.decr_async(&"hit_count", 1).await?, 1);
+    /// # Ok(())
+    /// # }
+    /// ```
+    fn incr_async(
+        &self,
+        key: &K,
+        delta: i64,
+    ) -> impl Future<Output = Result<i64, StoreError>> + Send {
+        ready(self.incr(key, delta))
+    }
+
+    /// Asynchronous [`decr`](CacheApi::decr).
+    fn decr_async(
+        &self,
+        key: &K,
+        delta: i64,
+    ) -> impl Future<Output = Result<i64, StoreError>> + Send {
+        self.incr_async(key, -delta)
+    }
+
+    /// Asynchronous [`gets`](CacheApi::gets).
+    fn gets_async(
+        &self,
+        key: &K,
+    ) -> impl Future<Output = Result<Option<(V, CasToken)>, StoreError>> + Send
+    where
+        V: Send,
+    {
+        ready(self.gets(key))
+    }
+
+    /// Asynchronous [`cas`](CacheApi::cas).
+    fn cas_async(
+        &self,
+        key: K,
+        value: V,
+        token: &CasToken,
+        ttl: Option<Duration>,
+    ) -> impl Future<Output = Result<bool, StoreError>> + Send {
+        ready(self.cas(key, value, token, ttl))
+    }
+
+    /// Asynchronous [`get_many`](CacheApi::get_many).
+    fn get_many_async(
+        &self,
+        keys: &[K],
+    ) -> impl Future<Output = Result<Vec<Option<V>>, StoreError>> + Send
+    where
+        V: Send,
+    {
+        ready(self.get_many(keys))
+    }
+
+    /// Asynchronous [`set_many`](CacheApi::set_many).
+    fn set_many_async(
+        &self,
+        entries: Vec<(K, V)>,
+        ttl: Option<Duration>,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send {
+        ready(self.set_many(entries, ttl))
+    }
+
+    /// Asynchronous [`delete_many`](CacheApi::delete_many).
+    fn delete_many_async(
+        &self,
+        keys: &[K],
+    ) -> impl Future<Output = Result<usize, StoreError>> + Send {
+        ready(self.delete_many(keys))
     }
 }

@@ -469,6 +469,120 @@ fn is_command_error(error: &memcache::MemcacheError, expected: memcache::Command
     matches!(error, memcache::MemcacheError::CommandError(found) if *found == expected)
 }
 
+/// The server-side steps of the low-level API, shared by the sync path (run on the
+/// caller's thread) and the async one (run on tokio's blocking pool).
+mod steps {
+    use memcache::{Client, CommandError, MemcacheError};
+
+    use super::is_command_error;
+
+    pub(super) fn add(
+        client: &Client,
+        key: &str,
+        value: &[u8],
+        expiry: u32,
+    ) -> Result<bool, MemcacheError> {
+        match client.add(key, value, expiry) {
+            Ok(()) => Ok(true),
+            Err(error) if is_command_error(&error, CommandError::KeyExists) => Ok(false),
+            Err(error) => Err(error),
+        }
+    }
+
+    /// Memcached counters are unsigned: a decrement stops at 0.
+    pub(super) fn count(client: &Client, key: &str, delta: i64) -> Result<u64, MemcacheError> {
+        let amount = delta.unsigned_abs();
+        let step = || {
+            if delta >= 0 {
+                client.increment(key, amount)
+            } else {
+                client.decrement(key, amount)
+            }
+        };
+        // Creating a missing counter is an `add` inside the server: when several clients
+        // create it at once, all but one get "not stored" (status 5), and their increment
+        // simply has to be sent again, now that the counter exists.
+        for _ in 0..8 {
+            match step() {
+                Err(error) if is_command_error(&error, CommandError::Unknown(5)) => continue,
+                // The binary protocol creates a missing counter at its initial value (0)
+                // without adding: a positive delta can only yield 0 on creation, so add
+                // it now.
+                Ok(0) if delta > 0 => return client.increment(key, amount),
+                other => return other,
+            }
+        }
+        step()
+    }
+
+    pub(super) type Gets = Option<(Vec<u8>, u32, Option<u64>)>;
+
+    pub(super) fn gets(client: &Client, key: &str) -> Result<Gets, MemcacheError> {
+        client.get(key)
+    }
+}
+
+impl<C: Codec> MemcachedStore<C> {
+    fn read_counter(counted: u64) -> Result<i64, StoreError> {
+        i64::try_from(counted)
+            .map_err(|_| StoreError::Corrupt(format!("counter {counted} exceeds i64")))
+    }
+
+    fn read_gets<V: DeserializeOwned>(
+        &self,
+        found: steps::Gets,
+    ) -> Result<Option<(V, CasToken)>, StoreError> {
+        match found {
+            Some((bytes, _flags, Some(unique))) => Ok(Some((
+                codec::decode_value(&self.codec, &bytes)?,
+                CasToken(CasTokenRepr::Version(unique)),
+            ))),
+            Some((_, _, None)) => Err(StoreError::Unavailable(
+                "memcached returned no CAS id".to_owned(),
+            )),
+            None => Ok(None),
+        }
+    }
+
+    /// The encoded keys, and for each server the keys it holds: one multi-get each.
+    fn batches<K: Serialize>(
+        &self,
+        keys: &[K],
+    ) -> Result<(Vec<String>, Vec<Vec<String>>), StoreError> {
+        let encoded = keys
+            .iter()
+            .map(|key| self.encode_key(key))
+            .collect::<Result<Vec<_>, _>>()?;
+        let mut by_server: Vec<Vec<String>> = vec![Vec::new(); self.servers.len()];
+        for key in &encoded {
+            if let Some(index) = self.ring.server_for(key.as_bytes()) {
+                by_server[index].push(key.clone());
+            }
+        }
+        by_server.retain(|keys| !keys.is_empty());
+        Ok((encoded, by_server))
+    }
+
+    fn read_batches<V: DeserializeOwned>(
+        &self,
+        encoded: &[String],
+        mut found: std::collections::HashMap<String, Vec<u8>>,
+    ) -> Result<Vec<Option<V>>, StoreError> {
+        encoded
+            .iter()
+            .map(|key| decode_found(&self.codec, found.remove(key)))
+            .collect()
+    }
+}
+
+fn multi_get(
+    client: &memcache::Client,
+    keys: &[String],
+) -> Result<std::collections::HashMap<String, Vec<u8>>, memcache::MemcacheError> {
+    let keys: Vec<&str> = keys.iter().map(String::as_str).collect();
+    client.gets::<Vec<u8>>(&keys)
+}
+
 impl<K, V, C: Codec> CacheApi<K, V> for MemcachedStore<C>
 where
     K: Serialize + Send + Sync,
@@ -478,13 +592,7 @@ where
         let key = self.encode_key(&key)?;
         let value = encode_value(&self.codec, &value)?;
         self.run(&key, |client, key| {
-            match client.add(key, value.as_slice(), expiry_field(ttl)) {
-                Ok(()) => Ok(true),
-                Err(error) if is_command_error(&error, memcache::CommandError::KeyExists) => {
-                    Ok(false)
-                }
-                Err(error) => Err(error),
-            }
+            steps::add(client, key, &value, expiry_field(ttl))
         })
     }
 
@@ -510,53 +618,12 @@ where
     /// Memcached counters are unsigned: a decrement stops at 0.
     fn incr(&self, key: &K, delta: i64) -> Result<i64, StoreError> {
         let key = self.encode_key(key)?;
-        let amount = delta.unsigned_abs();
-        let counted = self.run(&key, |client, key| {
-            // Creating a missing counter is an `add` inside the server: when several
-            // clients create it at once, all but one get "not stored" (status 5), and
-            // their increment simply has to be sent again, now that the counter exists.
-            for _ in 0..8 {
-                let counted = if delta >= 0 {
-                    client.increment(key, amount)
-                } else {
-                    client.decrement(key, amount)
-                };
-                match counted {
-                    Err(error) if is_command_error(&error, memcache::CommandError::Unknown(5)) => {
-                        continue
-                    }
-                    // The binary protocol creates a missing counter at its initial value
-                    // (0) without adding: a positive delta can only yield 0 on
-                    // creation, so add it now.
-                    Ok(0) if delta > 0 => return client.increment(key, amount),
-                    other => return other,
-                }
-            }
-            if delta >= 0 {
-                client.increment(key, amount)
-            } else {
-                client.decrement(key, amount)
-            }
-        })?;
-        i64::try_from(counted)
-            .map_err(|_| StoreError::Corrupt(format!("counter {counted} exceeds i64")))
+        Self::read_counter(self.run(&key, |client, key| steps::count(client, key, delta))?)
     }
 
     fn gets(&self, key: &K) -> Result<Option<(V, CasToken)>, StoreError> {
         let key = self.encode_key(key)?;
-        let found = self.run(&key, |client, key| {
-            client.get::<(Vec<u8>, u32, Option<u64>)>(key)
-        })?;
-        match found {
-            Some((bytes, _flags, Some(unique))) => Ok(Some((
-                codec::decode_value(&self.codec, &bytes)?,
-                CasToken(CasTokenRepr::Version(unique)),
-            ))),
-            Some((_, _, None)) => Err(StoreError::Unavailable(
-                "memcached returned no CAS id".to_owned(),
-            )),
-            None => Ok(None),
-        }
+        self.read_gets(self.run(&key, steps::gets)?)
     }
 
     fn cas(
@@ -581,25 +648,133 @@ where
 
     /// One multi-get per server holding any of the keys.
     fn get_many(&self, keys: &[K]) -> Result<Vec<Option<V>>, StoreError> {
-        let encoded = keys
-            .iter()
-            .map(|key| self.encode_key(key))
-            .collect::<Result<Vec<_>, _>>()?;
-        let mut by_server: Vec<Vec<&str>> = vec![Vec::new(); self.servers.len()];
-        for key in &encoded {
-            if let Some(index) = self.ring.server_for(key.as_bytes()) {
-                by_server[index].push(key);
+        let (encoded, batches) = self.batches(keys)?;
+        let mut found = std::collections::HashMap::new();
+        for batch in &batches {
+            found.extend(self.run(&batch[0], |client, _| multi_get(client, batch))?);
+        }
+        self.read_batches(&encoded, found)
+    }
+
+    fn add_async(
+        &self,
+        key: K,
+        value: V,
+        ttl: Option<Duration>,
+    ) -> impl Future<Output = Result<bool, StoreError>> + Send {
+        let value = encode_value(&self.codec, &value);
+        let key = self.encode_key(&key);
+        async move {
+            let value = value?;
+            self.run_async(key, move |client, key| {
+                steps::add(client, key, &value, expiry_field(ttl))
+            })
+            .await
+        }
+    }
+
+    fn touch_async(
+        &self,
+        key: &K,
+        ttl: Option<Duration>,
+    ) -> impl Future<Output = Result<bool, StoreError>> + Send {
+        self.run_async(self.encode_key(key), move |client, key| {
+            client.touch(key, expiry_field(ttl))
+        })
+    }
+
+    fn incr_async(
+        &self,
+        key: &K,
+        delta: i64,
+    ) -> impl Future<Output = Result<i64, StoreError>> + Send {
+        let counted = self.run_async(self.encode_key(key), move |client, key| {
+            steps::count(client, key, delta)
+        });
+        async move { Self::read_counter(counted.await?) }
+    }
+
+    fn gets_async(
+        &self,
+        key: &K,
+    ) -> impl Future<Output = Result<Option<(V, CasToken)>, StoreError>> + Send
+    where
+        V: Send,
+    {
+        let found = self.run_async(self.encode_key(key), steps::gets);
+        async move { self.read_gets(found.await?) }
+    }
+
+    fn cas_async(
+        &self,
+        key: K,
+        value: V,
+        token: &CasToken,
+        ttl: Option<Duration>,
+    ) -> impl Future<Output = Result<bool, StoreError>> + Send {
+        let token = token.0.clone();
+        async move {
+            match token {
+                CasTokenRepr::Version(unique) => {
+                    let value = encode_value(&self.codec, &value)?;
+                    self.run_async(self.encode_key(&key), move |client, key| {
+                        client.cas(key, value.as_slice(), expiry_field(ttl), unique)
+                    })
+                    .await
+                }
+                CasTokenRepr::Bytes(bytes) if bytes.is_empty() => {
+                    self.add_async(key, value, ttl).await
+                }
+                CasTokenRepr::Bytes(_) | CasTokenRepr::Value(_) => Err(CasToken::foreign()),
             }
         }
-        let mut found = std::collections::HashMap::new();
-        for server_keys in by_server.iter().filter(|keys| !keys.is_empty()) {
-            found.extend(self.run(server_keys[0], |client, _| {
-                client.gets::<Vec<u8>>(server_keys)
-            })?);
+    }
+
+    fn get_many_async(
+        &self,
+        keys: &[K],
+    ) -> impl Future<Output = Result<Vec<Option<V>>, StoreError>> + Send
+    where
+        V: Send,
+    {
+        let planned = self.batches(keys);
+        async move {
+            let (encoded, batches) = planned?;
+            let mut found = std::collections::HashMap::new();
+            for batch in batches {
+                let first = batch[0].clone();
+                found.extend(
+                    self.run_async(Ok(first), move |client, _| multi_get(client, &batch))
+                        .await?,
+                );
+            }
+            self.read_batches(&encoded, found)
         }
-        encoded
-            .iter()
-            .map(|key| decode_found(&self.codec, found.remove(key)))
-            .collect()
+    }
+
+    fn set_many_async(
+        &self,
+        entries: Vec<(K, V)>,
+        ttl: Option<Duration>,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send {
+        async move {
+            for (key, value) in entries {
+                self.insert_async(key, value, ttl).await?;
+            }
+            Ok(())
+        }
+    }
+
+    fn delete_many_async(
+        &self,
+        keys: &[K],
+    ) -> impl Future<Output = Result<usize, StoreError>> + Send {
+        async move {
+            let mut removed = 0;
+            for key in keys {
+                removed += usize::from(Store::<K, V>::remove_async(self, key).await?);
+            }
+            Ok(removed)
+        }
     }
 }

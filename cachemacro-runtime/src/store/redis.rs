@@ -296,19 +296,23 @@ impl<C: Codec> RedisStore<C> {
         Ok(connection)
     }
 
-    /// Runs `command` on the multiplexed, self-reconnecting async connection.
-    async fn run_async<T: FromRedisValue>(&self, command: Cmd) -> Result<T, StoreError> {
+    /// Runs `request` (a command or a pipeline) on the multiplexed, self-reconnecting
+    /// async connection.
+    async fn run_async<T: FromRedisValue>(
+        &self,
+        request: impl Into<Request>,
+    ) -> Result<T, StoreError> {
+        let request = request.into();
         let answer = async {
-            match self.async_connection().await? {
-                AsyncConnection::Single(mut connection) => command
-                    .query_async(&mut connection)
-                    .await
-                    .map_err(|error| self.to_store_error(error)),
-                AsyncConnection::Cluster(mut connection) => command
-                    .query_async(&mut connection)
-                    .await
-                    .map_err(|error| self.to_store_error(error)),
-            }
+            let result = match self.async_connection().await? {
+                AsyncConnection::Single(mut connection) => {
+                    request.query_async(&mut connection).await
+                }
+                AsyncConnection::Cluster(mut connection) => {
+                    request.query_async(&mut connection).await
+                }
+            };
+            result.map_err(|error| self.to_store_error(error))
         };
         match tokio::time::timeout(self.operation_timeout, answer).await {
             Ok(result) => result,
@@ -334,6 +338,36 @@ impl<C: Codec> RedisStore<C> {
             .arg("COUNT")
             .arg(500);
         command
+    }
+}
+
+/// What the async path sends: one command, or a pipeline of them.
+enum Request {
+    Command(Cmd),
+    Pipeline(redis::Pipeline),
+}
+
+impl From<Cmd> for Request {
+    fn from(command: Cmd) -> Request {
+        Request::Command(command)
+    }
+}
+
+impl From<redis::Pipeline> for Request {
+    fn from(pipeline: redis::Pipeline) -> Request {
+        Request::Pipeline(pipeline)
+    }
+}
+
+impl Request {
+    async fn query_async<T: FromRedisValue>(
+        &self,
+        connection: &mut impl redis::aio::ConnectionLike,
+    ) -> redis::RedisResult<T> {
+        match self {
+            Request::Command(command) => command.query_async(connection).await,
+            Request::Pipeline(pipeline) => pipeline.query_async(connection).await,
+        }
     }
 }
 
@@ -575,33 +609,127 @@ fn ttl_millis(ttl: Option<Duration>) -> u64 {
     ttl.map_or(0, |ttl| ttl.as_millis().max(1) as u64)
 }
 
+/// The commands of the low-level API, built once for the sync and the async path.
+impl<C: Codec> RedisStore<C> {
+    fn add_command<K: Serialize, V: Serialize>(
+        &self,
+        key: &K,
+        value: &V,
+        ttl: Option<Duration>,
+    ) -> Result<Cmd, StoreError> {
+        let mut command = self.set_command(
+            self.encode_key(key)?,
+            encode_value(&self.codec, value)?,
+            ttl,
+        );
+        command.arg("NX");
+        Ok(command)
+    }
+
+    fn touch_command<K: Serialize>(
+        &self,
+        key: &K,
+        ttl: Option<Duration>,
+    ) -> Result<Cmd, StoreError> {
+        let key = self.encode_key(key)?;
+        Ok(match ttl {
+            Some(_) => redis::cmd("PEXPIRE").arg(key).arg(ttl_millis(ttl)).clone(),
+            None => script(PERSIST_SCRIPT, key),
+        })
+    }
+
+    fn incr_command<K: Serialize>(&self, key: &K, delta: i64) -> Result<Cmd, StoreError> {
+        Ok(redis::cmd("INCRBY")
+            .arg(self.encode_key(key)?)
+            .arg(delta)
+            .clone())
+    }
+
+    fn get_command<K: Serialize>(&self, key: &K) -> Result<Cmd, StoreError> {
+        Ok(redis::cmd("GET").arg(self.encode_key(key)?).clone())
+    }
+
+    fn read_gets<V: DeserializeOwned>(
+        &self,
+        found: Option<Vec<u8>>,
+    ) -> Result<Option<(V, CasToken)>, StoreError> {
+        found
+            .map(|bytes| {
+                let value = decode_value(&self.codec, &bytes)?;
+                Ok((value, CasToken(CasTokenRepr::Bytes(bytes))))
+            })
+            .transpose()
+    }
+
+    fn cas_command<K: Serialize, V: Serialize>(
+        &self,
+        key: &K,
+        value: &V,
+        token: &CasToken,
+        ttl: Option<Duration>,
+    ) -> Result<Cmd, StoreError> {
+        let CasToken(CasTokenRepr::Bytes(expected)) = token else {
+            return Err(CasToken::foreign());
+        };
+        let mut command = script(CAS_SCRIPT, self.encode_key(key)?);
+        command
+            .arg(expected.as_slice())
+            .arg(encode_value(&self.codec, value)?)
+            .arg(ttl_millis(ttl));
+        Ok(command)
+    }
+
+    /// `MGET` of `keys`; on a cluster `None`, as a multi-key command must stay within one
+    /// hash slot and the caller goes key by key.
+    fn mget_command<K: Serialize>(&self, keys: &[K]) -> Result<Option<Cmd>, StoreError> {
+        if self.is_cluster() {
+            return Ok(None);
+        }
+        let encoded = self.encode_keys(keys)?;
+        Ok(Some(redis::cmd("MGET").arg(encoded).clone()))
+    }
+
+    fn set_pipeline<K: Serialize, V: Serialize>(
+        &self,
+        entries: &[(K, V)],
+        ttl: Option<Duration>,
+    ) -> Result<redis::Pipeline, StoreError> {
+        let mut pipeline = redis::pipe();
+        for (key, value) in entries {
+            pipeline
+                .add_command(self.set_command(
+                    self.encode_key(key)?,
+                    encode_value(&self.codec, value)?,
+                    ttl,
+                ))
+                .ignore();
+        }
+        Ok(pipeline)
+    }
+
+    fn encode_keys<K: Serialize>(&self, keys: &[K]) -> Result<Vec<Vec<u8>>, StoreError> {
+        keys.iter().map(|key| self.encode_key(key)).collect()
+    }
+}
+
+/// On a cluster the batched calls go key by key: a multi-key command must stay within one
+/// hash slot. Empty batches send nothing (`MGET` and `DEL` need a key).
 impl<K, V, C: Codec> CacheApi<K, V> for RedisStore<C>
 where
     K: Serialize + Send + Sync,
     V: Serialize + DeserializeOwned + Send + Sync,
 {
     fn add(&self, key: K, value: V, ttl: Option<Duration>) -> Result<bool, StoreError> {
-        let mut command = self.set_command(
-            self.encode_key(&key)?,
-            encode_value(&self.codec, &value)?,
-            ttl,
-        );
-        command.arg("NX");
+        let command = self.add_command(&key, &value, ttl)?;
         Ok(self.run_sync::<Option<String>>(&command)?.is_some())
     }
 
     fn touch(&self, key: &K, ttl: Option<Duration>) -> Result<bool, StoreError> {
-        let key = self.encode_key(key)?;
-        let command = match ttl {
-            Some(_) => redis::cmd("PEXPIRE").arg(key).arg(ttl_millis(ttl)).clone(),
-            None => script(PERSIST_SCRIPT, key),
-        };
-        Ok(self.run_sync::<i64>(&command)? == 1)
+        Ok(self.run_sync::<i64>(&self.touch_command(key, ttl)?)? == 1)
     }
 
     fn incr(&self, key: &K, delta: i64) -> Result<i64, StoreError> {
-        let key = self.encode_key(key)?;
-        self.run_sync(redis::cmd("INCRBY").arg(key).arg(delta))
+        self.run_sync(&self.incr_command(key, delta)?)
     }
 
     /// The entry keeps its remaining time to live. Not a script: in a cluster the two
@@ -621,16 +749,7 @@ where
     }
 
     fn gets(&self, key: &K) -> Result<Option<(V, CasToken)>, StoreError> {
-        let key = self.encode_key(key)?;
-        let found: Option<Vec<u8>> = self.run_sync(redis::cmd("GET").arg(key))?;
-        found
-            .map(|bytes| {
-                Ok((
-                    decode_value(&self.codec, &bytes)?,
-                    CasToken(CasTokenRepr::Bytes(bytes)),
-                ))
-            })
-            .transpose()
+        self.read_gets(self.run_sync(&self.get_command(key)?)?)
     }
 
     fn cas(
@@ -640,30 +759,18 @@ where
         token: &CasToken,
         ttl: Option<Duration>,
     ) -> Result<bool, StoreError> {
-        let CasToken(CasTokenRepr::Bytes(expected)) = token else {
-            return Err(CasToken::foreign());
-        };
-        let mut command = script(CAS_SCRIPT, self.encode_key(&key)?);
-        command
-            .arg(expected.as_slice())
-            .arg(encode_value(&self.codec, &value)?)
-            .arg(ttl_millis(ttl));
+        let command = self.cas_command(&key, &value, token, ttl)?;
         Ok(self.run_sync::<i64>(&command)? == 1)
     }
 
     fn get_many(&self, keys: &[K]) -> Result<Vec<Option<V>>, StoreError> {
-        if self.is_cluster() {
-            // MGET must stay within one hash slot on a cluster.
+        let Some(command) = self.mget_command(keys)? else {
             return keys.iter().map(|key| self.get(key)).collect();
-        }
+        };
         if keys.is_empty() {
             return Ok(Vec::new());
         }
-        let encoded = keys
-            .iter()
-            .map(|key| self.encode_key(key))
-            .collect::<Result<Vec<_>, _>>()?;
-        let found: Vec<Option<Vec<u8>>> = self.run_sync(redis::cmd("MGET").arg(encoded))?;
+        let found: Vec<Option<Vec<u8>>> = self.run_sync(&command)?;
         found
             .into_iter()
             .map(|found| decode_found(&self.codec, found))
@@ -676,16 +783,7 @@ where
                 .into_iter()
                 .try_for_each(|(key, value)| self.insert(key, value, ttl));
         }
-        let mut pipeline = redis::pipe();
-        for (key, value) in &entries {
-            pipeline
-                .add_command(self.set_command(
-                    self.encode_key(key)?,
-                    encode_value(&self.codec, value)?,
-                    ttl,
-                ))
-                .ignore();
-        }
+        let pipeline = self.set_pipeline(&entries, ttl)?;
         self.with_sync_connection(|connection| pipeline.query::<()>(connection))
     }
 
@@ -700,10 +798,120 @@ where
         if keys.is_empty() {
             return Ok(0);
         }
-        let encoded = keys
-            .iter()
-            .map(|key| self.encode_key(key))
-            .collect::<Result<Vec<_>, _>>()?;
-        Ok(self.run_sync::<u64>(&delete_command(encoded))? as usize)
+        Ok(self.run_sync::<u64>(&delete_command(self.encode_keys(keys)?))? as usize)
+    }
+
+    fn add_async(
+        &self,
+        key: K,
+        value: V,
+        ttl: Option<Duration>,
+    ) -> impl Future<Output = Result<bool, StoreError>> + Send {
+        let command = self.add_command(&key, &value, ttl);
+        async move { Ok(self.run_async::<Option<String>>(command?).await?.is_some()) }
+    }
+
+    fn touch_async(
+        &self,
+        key: &K,
+        ttl: Option<Duration>,
+    ) -> impl Future<Output = Result<bool, StoreError>> + Send {
+        let command = self.touch_command(key, ttl);
+        async move { Ok(self.run_async::<i64>(command?).await? == 1) }
+    }
+
+    fn incr_async(
+        &self,
+        key: &K,
+        delta: i64,
+    ) -> impl Future<Output = Result<i64, StoreError>> + Send {
+        let command = self.incr_command(key, delta);
+        async move { self.run_async(command?).await }
+    }
+
+    fn gets_async(
+        &self,
+        key: &K,
+    ) -> impl Future<Output = Result<Option<(V, CasToken)>, StoreError>> + Send
+    where
+        V: Send,
+    {
+        let command = self.get_command(key);
+        async move { self.read_gets(self.run_async(command?).await?) }
+    }
+
+    fn cas_async(
+        &self,
+        key: K,
+        value: V,
+        token: &CasToken,
+        ttl: Option<Duration>,
+    ) -> impl Future<Output = Result<bool, StoreError>> + Send {
+        let command = self.cas_command(&key, &value, token, ttl);
+        async move { Ok(self.run_async::<i64>(command?).await? == 1) }
+    }
+
+    fn get_many_async(
+        &self,
+        keys: &[K],
+    ) -> impl Future<Output = Result<Vec<Option<V>>, StoreError>> + Send
+    where
+        V: Send,
+    {
+        let command = self.mget_command(keys);
+        async move {
+            let Some(command) = command? else {
+                let mut values = Vec::with_capacity(keys.len());
+                for key in keys {
+                    values.push(self.get_async(key).await?);
+                }
+                return Ok(values);
+            };
+            if keys.is_empty() {
+                return Ok(Vec::new());
+            }
+            let found: Vec<Option<Vec<u8>>> = self.run_async(command).await?;
+            found
+                .into_iter()
+                .map(|found| decode_found(&self.codec, found))
+                .collect()
+        }
+    }
+
+    fn set_many_async(
+        &self,
+        entries: Vec<(K, V)>,
+        ttl: Option<Duration>,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send {
+        async move {
+            if self.is_cluster() {
+                for (key, value) in entries {
+                    self.insert_async(key, value, ttl).await?;
+                }
+                return Ok(());
+            }
+            let pipeline = self.set_pipeline(&entries, ttl)?;
+            self.run_async::<()>(pipeline).await
+        }
+    }
+
+    fn delete_many_async(
+        &self,
+        keys: &[K],
+    ) -> impl Future<Output = Result<usize, StoreError>> + Send {
+        async move {
+            if self.is_cluster() {
+                let mut removed = 0;
+                for key in keys {
+                    removed += usize::from(Store::<K, V>::remove_async(self, key).await?);
+                }
+                return Ok(removed);
+            }
+            if keys.is_empty() {
+                return Ok(0);
+            }
+            let command = delete_command(self.encode_keys(keys)?);
+            Ok(self.run_async::<u64>(command).await? as usize)
+        }
     }
 }
