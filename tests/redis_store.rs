@@ -347,3 +347,49 @@ fn a_store_writes_values_with_the_codec_it_was_given() {
         Err(StoreError::Corrupt(_))
     ));
 }
+
+#[test]
+fn sync_callers_on_many_threads_share_a_bounded_pool_of_connections() {
+    let server = RedisServer::start();
+    let store = Arc::new(
+        RedisStore::builder(server.url())
+            .pool_size(3)
+            .operation_timeout(Duration::from_secs(2))
+            .build()
+            .unwrap(),
+    );
+    Store::<u32, u32>::insert(&*store, 1, 10, None).unwrap();
+    let barrier = Arc::new(std::sync::Barrier::new(8));
+    let threads: Vec<_> = (0..8)
+        .map(|_| {
+            let (store, barrier) = (Arc::clone(&store), Arc::clone(&barrier));
+            thread::spawn(move || {
+                barrier.wait();
+                for _ in 0..300 {
+                    assert_eq!(Store::<u32, u32>::get(&*store, &1).unwrap(), Some(10));
+                }
+            })
+        })
+        .collect();
+    threads
+        .into_iter()
+        .for_each(|thread| thread.join().unwrap());
+
+    // Connected clients besides the one asking: the pool opened more than one
+    // connection for the racing threads, and never more than its size.
+    let info: String = redis::cmd("INFO")
+        .arg("clients")
+        .query(&mut raw_connection(&server))
+        .unwrap();
+    let connected: usize = info
+        .lines()
+        .find_map(|line| line.strip_prefix("connected_clients:"))
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    assert!(
+        (2..=3).contains(&(connected - 1)),
+        "{connected} clients connected"
+    );
+}

@@ -57,8 +57,11 @@ pub struct RedisStore<C = MessagePack> {
     keys: KeySpace,
     connect_timeout: Duration,
     operation_timeout: Duration,
-    sync_connection: Mutex<Option<SyncConnection>>,
+    /// Connections for sync callers, each opened on first need: a blocking connection
+    /// serves one call at a time, so threads that call at once take different ones.
+    sync_connections: Box<[Mutex<Option<SyncConnection>>]>,
     async_connection: RwLock<Option<AsyncConnection>>,
+    next_slot: std::sync::atomic::AtomicUsize,
     backoff: Backoff,
 }
 
@@ -74,6 +77,7 @@ pub struct RedisStore<C = MessagePack> {
 ///     .connect_timeout(Duration::from_millis(100))
 ///     .operation_timeout(Duration::from_millis(200))
 ///     .retry_after(Duration::from_secs(2))
+///     .pool_size(8)
 ///     .build();
 /// assert!(store.is_ok()); // nothing is connected until the first call
 /// ```
@@ -85,6 +89,7 @@ pub struct RedisStoreBuilder<C = MessagePack> {
     connect_timeout: Duration,
     operation_timeout: Duration,
     retry_after: Duration,
+    pool_size: usize,
 }
 
 /// Where the keys live: one server, or a Redis Cluster that shards them by hash slot.
@@ -137,7 +142,8 @@ impl RedisStore {
     }
 
     /// Settings for a store on the server at `url`: prefix `cachemacro`, connect timeout
-    /// 50 ms, operation timeout 100 ms, retry after 1 s.
+    /// 50 ms, operation timeout 100 ms, retry after 1 s, up to 4
+    /// blocking connections for sync callers.
     pub fn builder(url: impl Into<String>) -> RedisStoreBuilder {
         RedisStoreBuilder::new(Topology::Single(url.into()))
     }
@@ -169,6 +175,7 @@ impl RedisStoreBuilder {
             connect_timeout: Duration::from_millis(50),
             operation_timeout: Duration::from_millis(100),
             retry_after: Duration::from_secs(1),
+            pool_size: 4,
         }
     }
 }
@@ -214,10 +221,7 @@ impl<C: Codec> RedisStore<C> {
         request: impl FnOnce(&mut dyn ConnectionLike) -> redis::RedisResult<T>,
     ) -> Result<T, StoreError> {
         self.backoff.check("Redis server")?;
-        let mut slot = self
-            .sync_connection
-            .lock()
-            .unwrap_or_else(|e| e.into_inner());
+        let mut slot = self.sync_slot();
         if slot.is_none() {
             let connection = self.connect_sync().map_err(|error| {
                 self.backoff.trip();
@@ -234,6 +238,24 @@ impl<C: Codec> RedisStore<C> {
             }
             self.to_store_error(error)
         })
+    }
+
+    /// The first idle connection slot, or, when every one is busy, a turn on one of
+    /// them. Trying in order keeps connections unopened until concurrency needs them.
+    fn sync_slot(&self) -> std::sync::MutexGuard<'_, Option<SyncConnection>> {
+        for slot in self.sync_connections.iter() {
+            match slot.try_lock() {
+                Ok(guard) => return guard,
+                Err(std::sync::TryLockError::Poisoned(poisoned)) => return poisoned.into_inner(),
+                Err(std::sync::TryLockError::WouldBlock) => {}
+            }
+        }
+        let turn = self
+            .next_slot
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        self.sync_connections[turn % self.sync_connections.len()]
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
     }
 
     fn connect_sync(&self) -> redis::RedisResult<SyncConnection> {
@@ -398,6 +420,7 @@ impl<C: Codec> RedisStoreBuilder<C> {
             connect_timeout: self.connect_timeout,
             operation_timeout: self.operation_timeout,
             retry_after: self.retry_after,
+            pool_size: self.pool_size,
         }
     }
 
@@ -417,6 +440,14 @@ impl<C: Codec> RedisStoreBuilder<C> {
     /// again.
     pub fn retry_after(mut self, delay: Duration) -> Self {
         self.retry_after = delay;
+        self
+    }
+
+    /// How many blocking connections sync callers share (default 4), opened as
+    /// concurrent calls need them. Async callers share one multiplexed connection
+    /// whatever this says.
+    pub fn pool_size(mut self, connections: usize) -> Self {
+        self.pool_size = connections;
         self
     }
 
@@ -448,8 +479,11 @@ impl<C: Codec> RedisStoreBuilder<C> {
             connect_timeout: self.connect_timeout,
             operation_timeout: self.operation_timeout,
             backoff: Backoff::new(self.retry_after),
-            sync_connection: Mutex::new(None),
+            sync_connections: (0..self.pool_size.max(1))
+                .map(|_| Mutex::new(None))
+                .collect(),
             async_connection: RwLock::new(None),
+            next_slot: std::sync::atomic::AtomicUsize::new(0),
         })
     }
 }
