@@ -97,19 +97,19 @@ fn memcached_nearby(postcode: &str, radius: u32) -> Value {
     nearby(postcode, radius)
 }
 
-/// The key bytes `RedisStore` writes: `prefix:namespace:` and the MessagePack key.
+/// The key bytes `RedisStore` writes: `prefix:namespace:version:` and the MessagePack key.
 fn redis_key_bytes(namespace: &str, key: &Key) -> Vec<u8> {
-    let mut bytes = format!("{PREFIX}:{namespace}:").into_bytes();
+    let mut bytes = format!("{PREFIX}:{namespace}:1:").into_bytes();
     rmp_serde::encode::write(&mut bytes, key).expect("a key encodes");
     bytes
 }
 
-/// The key `MemcachedStore` writes: `prefix:namespace:v<version>:` and the hex of the
+/// The key `MemcachedStore` writes: `prefix:namespace:1:v<version>:` and the hex of the
 /// MessagePack key (short, printable keys only, so never the MD5 form). The namespace's
 /// version is a counter the store keeps on the server and re-reads once a second.
 fn memcached_key_text(namespace: &str, version: u64, key: &Key) -> String {
     use std::fmt::Write;
-    let mut text = format!("{PREFIX}:{namespace}:v{version}:");
+    let mut text = format!("{PREFIX}:{namespace}:1:v{version}:");
     for byte in rmp_serde::to_vec(key).expect("a key encodes") {
         write!(text, "{byte:02x}").expect("writing to a String");
     }
