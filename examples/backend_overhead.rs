@@ -58,10 +58,16 @@ fn memcached_pool() -> MemcachedStore {
 }
 
 fn nearby(postcode: &str, radius: u32) -> Value {
-    ["Angel", "Barbican", "Clerkenwell", "Farringdon", "Shoreditch"]
-        .iter()
-        .map(|shop| format!("{shop} {postcode} {radius}"))
-        .collect()
+    [
+        "Angel",
+        "Barbican",
+        "Clerkenwell",
+        "Farringdon",
+        "Shoreditch",
+    ]
+    .iter()
+    .map(|shop| format!("{shop} {postcode} {radius}"))
+    .collect()
 }
 
 #[memoize(name = "redis", store = redis_store())]
@@ -124,7 +130,7 @@ fn memcached_contenders() -> Contenders {
             TIMEOUT.as_secs_f64()
         )
         .parse::<memcache::Url>()
-        .expect("a URL")
+        .expect("a URL"),
     );
     let pool = r2d2::Pool::builder()
         .max_size(1)
