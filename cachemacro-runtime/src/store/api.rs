@@ -160,8 +160,8 @@ pub trait CacheApi<K, V>: Store<K, V> {
 
     /// Django's `incr_version`: moves the entry under `key` from this store's version to
     /// the version `delta` away, and returns that version; `None` when the key held
-    /// nothing. A store built with [`version`](crate::RedisStoreBuilder) set to the
-    /// returned number reads the entry there; this store no longer sees it.
+    /// nothing. A store whose builder was given `.version(n)` with the returned number
+    /// reads the entry there; this store no longer sees it.
     ///
     /// As in Django this is a read, a write and a delete, not one atomic step: a write
     /// to the key in between may be lost. Stores that keep no versions (the in-process

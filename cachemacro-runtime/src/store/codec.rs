@@ -406,6 +406,29 @@ mod tests {
     }
 
     #[test]
+    fn no_namespace_is_the_start_of_another() {
+        let space = |prefix: &str, namespace: &str| {
+            KeySpace::new(prefix.to_owned(), Some(namespace.to_owned()), 1)
+                .namespace_str()
+                .to_owned()
+        };
+        let x = space("app", "x");
+        for other in [
+            space("app", "x:y"),
+            space("app:x", "y"),
+            space("app", "x%3Ay"),
+        ] {
+            assert!(!other.starts_with(&x), "{other} starts with {x}");
+        }
+        assert_ne!(space("app", "x:y"), space("app", "x%3Ay"));
+        assert_eq!(space("app", "books::nearby"), "app:books%3A%3Anearby:");
+        assert_eq!(
+            KeySpace::new("app".to_owned(), None, 7).as_str(),
+            "app:default:7:"
+        );
+    }
+
+    #[test]
     fn keys_do_not_collide_by_concatenation() {
         let a = encode_key("p:", &("EC1", 15u32)).unwrap();
         let b = encode_key("p:", &("EC11", 5u32)).unwrap();
@@ -527,11 +550,22 @@ impl KeySpace {
         })
     }
 
+    /// `:` and `%` in the prefix and the namespace are percent-escaped, so that one
+    /// namespace's keys never start with another's (`app:x:` would otherwise be the
+    /// start of namespace `x:y` too, and `clear` of `x` would take `x:y` with it).
     fn render(&mut self) {
         let namespace = self.namespace.as_deref().unwrap_or("default");
-        self.namespace_rendered = format!("{}:{namespace}:", self.prefix);
+        self.namespace_rendered = format!("{}:{}:", escape(&self.prefix), escape(namespace));
         self.rendered = self.at_version(self.version);
     }
+}
+
+/// `part` with `%` and `:` percent-escaped (module paths' `::` become `%3A%3A`).
+fn escape(part: &str) -> std::borrow::Cow<'_, str> {
+    if !part.contains([':', '%']) {
+        return std::borrow::Cow::Borrowed(part);
+    }
+    std::borrow::Cow::Owned(part.replace('%', "%25").replace(':', "%3A"))
 }
 
 /// After a failed connect, a remote server is not tried again for a while: callers get

@@ -1,6 +1,6 @@
 //! [`RedisStore`]: a cache shared by every process that talks to one Redis server.
 //!
-//! Keys are `<prefix>:<namespace>:<key encoded with MessagePack>`, so two memoized
+//! Keys are `<prefix>:<namespace>:<version>:<key encoded with MessagePack>`, so two memoized
 //! functions, or two applications with different prefixes, never share an entry, and the
 //! encoding of a tuple key is injective. Values are MessagePack too; bytes that no longer
 //! decode (the value type changed, or someone wrote garbage) are reported as
