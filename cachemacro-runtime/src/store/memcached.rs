@@ -752,29 +752,22 @@ where
         }
     }
 
-    fn set_many_async(
+    async fn set_many_async(
         &self,
         entries: Vec<(K, V)>,
         ttl: Option<Duration>,
-    ) -> impl Future<Output = Result<(), StoreError>> + Send {
-        async move {
-            for (key, value) in entries {
-                self.insert_async(key, value, ttl).await?;
-            }
-            Ok(())
+    ) -> Result<(), StoreError> {
+        for (key, value) in entries {
+            self.insert_async(key, value, ttl).await?;
         }
+        Ok(())
     }
 
-    fn delete_many_async(
-        &self,
-        keys: &[K],
-    ) -> impl Future<Output = Result<usize, StoreError>> + Send {
-        async move {
-            let mut removed = 0;
-            for key in keys {
-                removed += usize::from(Store::<K, V>::remove_async(self, key).await?);
-            }
-            Ok(removed)
+    async fn delete_many_async(&self, keys: &[K]) -> Result<usize, StoreError> {
+        let mut removed = 0;
+        for key in keys {
+            removed += usize::from(Store::<K, V>::remove_async(self, key).await?);
         }
+        Ok(removed)
     }
 }

@@ -912,40 +912,33 @@ where
         }
     }
 
-    fn set_many_async(
+    async fn set_many_async(
         &self,
         entries: Vec<(K, V)>,
         ttl: Option<Duration>,
-    ) -> impl Future<Output = Result<(), StoreError>> + Send {
-        async move {
-            if self.is_cluster() {
-                for (key, value) in entries {
-                    self.insert_async(key, value, ttl).await?;
-                }
-                return Ok(());
+    ) -> Result<(), StoreError> {
+        if self.is_cluster() {
+            for (key, value) in entries {
+                self.insert_async(key, value, ttl).await?;
             }
-            let pipeline = self.set_pipeline(&entries, ttl)?;
-            self.run_async::<()>(pipeline).await
+            return Ok(());
         }
+        let pipeline = self.set_pipeline(&entries, ttl)?;
+        self.run_async::<()>(pipeline).await
     }
 
-    fn delete_many_async(
-        &self,
-        keys: &[K],
-    ) -> impl Future<Output = Result<usize, StoreError>> + Send {
-        async move {
-            if self.is_cluster() {
-                let mut removed = 0;
-                for key in keys {
-                    removed += usize::from(Store::<K, V>::remove_async(self, key).await?);
-                }
-                return Ok(removed);
+    async fn delete_many_async(&self, keys: &[K]) -> Result<usize, StoreError> {
+        if self.is_cluster() {
+            let mut removed = 0;
+            for key in keys {
+                removed += usize::from(Store::<K, V>::remove_async(self, key).await?);
             }
-            if keys.is_empty() {
-                return Ok(0);
-            }
-            let command = delete_command(self.encode_keys(keys)?);
-            Ok(self.run_async::<u64>(command).await? as usize)
+            return Ok(removed);
         }
+        if keys.is_empty() {
+            return Ok(0);
+        }
+        let command = delete_command(self.encode_keys(keys)?);
+        Ok(self.run_async::<u64>(command).await? as usize)
     }
 }
