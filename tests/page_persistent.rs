@@ -1,5 +1,6 @@
 //! `#[cache_page]` and `PageCacheLayer` over the persistent stores (issue 6): pages
-//! survive a restart of the application when they live in a `DiskStore`.
+//! survive a restart of the application when they live in a `DiskStore`, and every
+//! instance of it answers from a `SqlStore` table (a real PostgreSQL the test starts).
 
 #![cfg(all(feature = "axum", feature = "disk"))]
 
@@ -14,6 +15,9 @@ use axum::Router;
 use cachemacro_runtime::{cache_page, DiskStore, PageCacheLayer};
 use http_body_util::BodyExt;
 use tower::ServiceExt;
+
+#[cfg(feature = "postgres")]
+mod support;
 
 /// A directory removed when the test ends.
 struct TempDir(PathBuf);
@@ -110,4 +114,44 @@ async fn cache_page_takes_a_disk_store() {
     );
     assert!(author::invalidate("/authors/7"));
     assert_eq!(fetch(&app, "/authors/7").await.0, "MISS");
+}
+
+#[cfg(feature = "postgres")]
+mod sql {
+    use super::*;
+    use cachemacro_runtime::SqlStore;
+    use std::time::Duration;
+
+    fn instance(url: &str, renders: &Arc<AtomicUsize>) -> Router {
+        let store = SqlStore::builder(url)
+            .namespace("pages")
+            .operation_timeout(Duration::from_secs(5))
+            .create_table(true)
+            .build()
+            .unwrap();
+        let renders = Arc::clone(renders);
+        Router::new()
+            .route(
+                "/books/312",
+                get(move || {
+                    let run = renders.fetch_add(1, Ordering::SeqCst) + 1;
+                    async move { format!("Emma, render {run}") }
+                }),
+            )
+            .layer(PageCacheLayer::with_store(store))
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn pages_in_a_sql_table_are_shared_by_every_instance() {
+        let server = crate::support::postgres::PostgresServer::start();
+        let renders = Arc::new(AtomicUsize::new(0));
+        let (one, two) = (
+            instance(&server.url(), &renders),
+            instance(&server.url(), &renders),
+        );
+        assert_eq!(fetch(&one, "/books/312").await.0, "MISS");
+        let (x_cache, body) = fetch(&two, "/books/312").await;
+        assert_eq!((x_cache.as_str(), body.as_str()), ("HIT", "Emma, render 1"));
+        assert_eq!(renders.load(Ordering::SeqCst), 1);
+    }
 }

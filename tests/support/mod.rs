@@ -3,6 +3,8 @@
 
 #![allow(dead_code)] // each test binary uses the part it needs
 
+pub mod postgres;
+
 use std::net::{TcpListener, TcpStream};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
