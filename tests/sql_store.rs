@@ -758,7 +758,8 @@ fn a_server_that_is_not_there_is_an_error_not_a_panic() {
     ));
     assert!(Store::<u32, u32>::remove(&store, &1).is_err());
     assert!(CacheApi::<u32, i64>::incr(&store, &1, 1).is_err());
-    assert!(started.elapsed() < Duration::from_millis(100));
+    // Three connect attempts would take 900 ms; the margin is for a loaded machine.
+    assert!(started.elapsed() < Duration::from_millis(250));
     assert!(SqlStore::connect("not a url").is_err());
 }
 

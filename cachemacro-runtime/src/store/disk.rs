@@ -1200,10 +1200,12 @@ mod tests {
             .build()
             .unwrap();
         let entries: Vec<(u32, u32)> = (0..10).map(|n| (n, n)).collect();
+        // Long enough that none expires while `set_many` itself writes (its sweep would
+        // take them), short enough to wait out.
         store
-            .set_many(entries, Some(Duration::from_millis(1)))
+            .set_many(entries, Some(Duration::from_millis(300)))
             .unwrap();
-        std::thread::sleep(Duration::from_millis(20));
+        std::thread::sleep(Duration::from_millis(400));
         assert_eq!(Store::<u32, u32>::stats(&store).entries, 10);
 
         store.insert(100u32, 100u32, None).unwrap();
