@@ -240,7 +240,9 @@ impl Server {
                 r2d2::Pool::builder()
                     .max_size(settings.pool_size)
                     .min_idle(Some(1))
-                    .connection_timeout(settings.connect_timeout)
+                    // A checkout may wait for a new connection or for another
+                    // caller's operation to finish with one: both are bounded.
+                    .connection_timeout(settings.connect_timeout + settings.operation_timeout)
                     .test_on_check_out(false)
                     .build(memcache::ConnectionManager::new(url))
                     .map_err(memcache::MemcacheError::PoolError)
