@@ -1,0 +1,1 @@
+//! Holds the `trybuild` UI tests (`tests/`); no code of its own.
