@@ -1,9 +1,9 @@
 //! Compile-time behaviour of `#[memoize]`: every diagnostic it emits, pinned with its
 //! span and message, and the signatures it must accept.
 //!
-//! Regenerate the `.stderr` files with `TRYBUILD=overwrite cargo test -p cachemacro-ui --test ui`,
-//! then
-//! read the diff: a diagnostic is part of the API.
+//! Regenerate the `.stderr` files with
+//! `TRYBUILD=overwrite cargo test -p cachemacro-ui --test ui`, then read the diff:
+//! a diagnostic is part of the API.
 
 #[test]
 fn ui() {
