@@ -494,6 +494,34 @@ macro_rules! key_setters {
 }
 pub(crate) use key_setters;
 
+/// The `connect_timeout`, `operation_timeout` and `retry_after` setters of a server
+/// store's builder, written once; the argument is the path from the builder to the
+/// fields (`settings`), empty when they are the builder's own.
+macro_rules! timeout_setters {
+    ($($field:ident).*) => {
+        /// How long to wait for a connection: a new one to the server, or a free one
+        /// from the store's pool.
+        pub fn connect_timeout(mut self, timeout: std::time::Duration) -> Self {
+            self$(.$field)*.connect_timeout = timeout;
+            self
+        }
+
+        /// How long to wait for one command's answer once connected.
+        pub fn operation_timeout(mut self, timeout: std::time::Duration) -> Self {
+            self$(.$field)*.operation_timeout = timeout;
+            self
+        }
+
+        /// After a failed connect, how long to answer "unavailable" at once (and let
+        /// callers compute) before trying the server again.
+        pub fn retry_after(mut self, delay: std::time::Duration) -> Self {
+            self$(.$field)*.retry_after = delay;
+            self
+        }
+    };
+}
+pub(crate) use timeout_setters;
+
 /// `<prefix>:<namespace>:<version>:`, the start of every key of one remote store;
 /// rendered once, not on every call. The version is Django's: bumping it for a key
 /// ([`CacheApi::incr_version`](crate::CacheApi::incr_version)) or for a whole store

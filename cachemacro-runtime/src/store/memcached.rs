@@ -324,23 +324,7 @@ impl<C: Codec> MemcachedStoreBuilder<C> {
         }
     }
 
-    /// How long to wait for a connection to one server.
-    pub fn connect_timeout(mut self, timeout: Duration) -> Self {
-        self.settings.connect_timeout = timeout;
-        self
-    }
-
-    /// How long to wait for one operation's answer.
-    pub fn operation_timeout(mut self, timeout: Duration) -> Self {
-        self.settings.operation_timeout = timeout;
-        self
-    }
-
-    /// How long a server that failed to connect is skipped before it is tried again.
-    pub fn retry_after(mut self, delay: Duration) -> Self {
-        self.settings.retry_after = delay;
-        self
-    }
+    codec::timeout_setters!(settings);
 
     /// How often the namespace version is re-read, i.e. how soon another process's
     /// `clear` is seen.

@@ -424,24 +424,7 @@ impl<C: Codec> RedisStoreBuilder<C> {
         }
     }
 
-    /// How long to wait for a connection to the server.
-    pub fn connect_timeout(mut self, timeout: Duration) -> Self {
-        self.connect_timeout = timeout;
-        self
-    }
-
-    /// How long to wait for one command's answer.
-    pub fn operation_timeout(mut self, timeout: Duration) -> Self {
-        self.operation_timeout = timeout;
-        self
-    }
-
-    /// After a failed connect, how long to answer "unavailable" at once before trying
-    /// again.
-    pub fn retry_after(mut self, delay: Duration) -> Self {
-        self.retry_after = delay;
-        self
-    }
+    codec::timeout_setters!();
 
     /// How many blocking connections sync callers share (default 4), opened as
     /// concurrent calls need them. Async callers share one multiplexed connection

@@ -1025,24 +1025,7 @@ impl<C: Codec> SqlStoreBuilder<C> {
 
     codec::key_setters!();
 
-    /// How long to wait for a connection (from the pool, or a new one to the server).
-    pub fn connect_timeout(mut self, timeout: Duration) -> Self {
-        self.settings.connect_timeout = timeout;
-        self
-    }
-
-    /// How long to wait for one statement's answer once connected.
-    pub fn operation_timeout(mut self, timeout: Duration) -> Self {
-        self.settings.operation_timeout = timeout;
-        self
-    }
-
-    /// After a failed connect, how long to answer "unavailable" at once before trying
-    /// again.
-    pub fn retry_after(mut self, delay: Duration) -> Self {
-        self.settings.retry_after = delay;
-        self
-    }
+    codec::timeout_setters!(settings);
 
     /// Connections the store keeps at most (at least 1).
     pub fn max_connections(mut self, connections: u32) -> Self {
