@@ -100,3 +100,71 @@ fn keys_spread_over_the_servers_and_a_dead_one_only_costs_recomputation() {
     assert_eq!(CALLS.load(Ordering::SeqCst), 600 + on_dead);
     assert!(title::stats().errors >= on_dead as u64);
 }
+
+/// `set_many` and `delete_many` pipeline text-protocol commands, one write per server
+/// and 512 entries: more than one batch per server here, binary values with `\r\n` in
+/// them, keys long enough to be hashed, all read back through the binary protocol.
+#[test]
+fn batched_writes_span_servers_and_batches_and_read_back_exactly() {
+    use cachemacro_runtime::CacheApi;
+
+    let servers: Vec<MemcachedServer> = (0..3).map(|_| MemcachedServer::start()).collect();
+    let store = MemcachedStore::builder(servers.iter().map(MemcachedServer::address))
+        .namespace("batched")
+        .operation_timeout(Duration::from_secs(2))
+        .build();
+    let key = |n: u32| {
+        if n % 100 == 0 {
+            format!("{n} {}", "long key with spaces ".repeat(20))
+        } else {
+            format!("k{n}")
+        }
+    };
+    let value = |n: u32| format!("line one\r\nline two {n}\r\n").into_bytes();
+    let keys: Vec<String> = (0..2_000).map(key).collect();
+    let entries = (0..2_000).map(|n| (key(n), value(n))).collect();
+    store
+        .set_many(entries, Some(Duration::from_secs(60)))
+        .unwrap();
+
+    let found: Vec<Option<Vec<u8>>> = store.get_many(&keys).unwrap();
+    assert_eq!(found.len(), 2_000);
+    for (n, found) in found.into_iter().enumerate() {
+        assert_eq!(found, Some(value(n as u32)), "entry {n}");
+    }
+    let mut per_server: HashMap<&str, usize> = HashMap::new();
+    for key in &keys {
+        *per_server
+            .entry(store.server_for(key).unwrap())
+            .or_default() += 1;
+    }
+    assert_eq!(per_server.len(), 3);
+    assert!(
+        per_server.values().all(|&keys| keys > 512),
+        "{per_server:?}"
+    );
+
+    let mut doomed = keys[..1_000].to_vec();
+    doomed.push("never stored".to_owned());
+    assert_eq!(
+        CacheApi::<String, Vec<u8>>::delete_many(&store, &doomed).unwrap(),
+        1_000
+    );
+    assert_eq!(
+        CacheApi::<String, Vec<u8>>::delete_many(&store, &doomed).unwrap(),
+        0
+    );
+    assert_eq!(
+        Store::<String, Vec<u8>>::get(&store, &keys[999]).unwrap(),
+        None
+    );
+    assert_eq!(
+        Store::<String, Vec<u8>>::get(&store, &keys[1_000]).unwrap(),
+        Some(value(1_000))
+    );
+
+    // A dead server makes the batch an error, not a panic or a hang.
+    drop(servers);
+    let entries = (0..10).map(|n| (key(n), value(n))).collect();
+    assert!(store.set_many(entries, None).is_err());
+}

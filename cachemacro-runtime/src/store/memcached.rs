@@ -3,7 +3,10 @@
 //! As in the seed article, the servers never talk to each other: the client hashes each
 //! key onto a consistent-hashing ring ([`super::ketama`]) to pick its server, so adding a
 //! server scales the cache horizontally and moves only about 1/N of the keys. The wire
-//! protocol is the `memcache` crate's, one small connection pool per server.
+//! protocol is the `memcache` crate's, one small connection pool per server, except for
+//! `set_many` and `delete_many`: the crate sends one command per round trip, so those
+//! pipeline text-protocol commands on a connection of their own per server (memcached
+//! speaks both protocols on one port), one round trip per server and batch.
 //!
 //! A server that fails to connect is marked down for `retry_after`: its keys are not
 //! re-routed to the others (that would leave stale copies behind when it returns) but
@@ -12,6 +15,8 @@
 
 use std::fmt::Write as _;
 use std::future::Future;
+use std::io::{BufRead, BufReader, Write as _};
+use std::net::{TcpStream, ToSocketAddrs};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -92,7 +97,20 @@ struct Settings {
 struct Server {
     address: String,
     client: Mutex<Option<Arc<memcache::Client>>>,
+    /// The text-protocol connection of batched writes, opened on first need.
+    pipeline: Mutex<Option<BufReader<TcpStream>>>,
     backoff: Backoff,
+}
+
+/// Commands per pipelined write: the replies of a batch wait in socket buffers until it
+/// is all written, and a batch far beyond their size could stall both ends.
+const PIPELINE_BATCH: usize = 512;
+
+/// One server's share of a batched write: the commands, and how many replies they get.
+struct Batch {
+    server: Arc<Server>,
+    commands: Vec<u8>,
+    count: usize,
 }
 
 impl MemcachedStore {
@@ -205,14 +223,7 @@ impl<C: Codec> MemcachedStore<C> {
         let timeout = self.settings.operation_timeout;
         async move {
             let ((server, client), key) = prepared?;
-            let blocking = move || server.finish(operation(&client, &key), timeout);
-            match tokio::runtime::Handle::try_current() {
-                Ok(runtime) => runtime
-                    .spawn_blocking(blocking)
-                    .await
-                    .map_err(|error| StoreError::Other(Box::new(error)))?,
-                Err(_) => blocking(),
-            }
+            off_the_executor(move || server.finish(operation(&client, &key), timeout)).await
         }
     }
 }
@@ -262,6 +273,56 @@ impl Server {
                 )))
             }
         }
+    }
+
+    /// Writes `batch.commands` at once and reads one reply line per command: a round
+    /// trip for the whole batch. A failure drops the connection (it may be half-read).
+    fn pipelined(&self, batch: &Batch, settings: &Settings) -> Result<Vec<String>, StoreError> {
+        self.backoff.check(&self.address)?;
+        let mut slot = self.pipeline.lock().unwrap_or_else(|e| e.into_inner());
+        if slot.is_none() {
+            let stream = self.connect_text(settings).map_err(|error| {
+                self.backoff.trip();
+                StoreError::Unavailable(format!("memcached server {}: {error}", self.address))
+            })?;
+            *slot = Some(BufReader::new(stream));
+        }
+        let connection = slot.as_mut().expect("connected above");
+        let exchange = (|| {
+            connection.get_mut().write_all(&batch.commands)?;
+            let mut replies = Vec::with_capacity(batch.count);
+            for _ in 0..batch.count {
+                let mut line = String::new();
+                if connection.read_line(&mut line)? == 0 {
+                    return Err(std::io::Error::from(std::io::ErrorKind::UnexpectedEof));
+                }
+                replies.push(line.trim_end().to_owned());
+            }
+            Ok(replies)
+        })();
+        exchange.map_err(|error| {
+            *slot = None;
+            to_store_error(
+                memcache::MemcacheError::IOError(error),
+                settings.operation_timeout,
+            )
+        })
+    }
+
+    fn connect_text(&self, settings: &Settings) -> std::io::Result<TcpStream> {
+        let mut last_error = None;
+        for address in self.address.to_socket_addrs()? {
+            match TcpStream::connect_timeout(&address, settings.connect_timeout) {
+                Ok(stream) => {
+                    stream.set_read_timeout(Some(settings.operation_timeout))?;
+                    stream.set_write_timeout(Some(settings.operation_timeout))?;
+                    stream.set_nodelay(true)?;
+                    return Ok(stream);
+                }
+                Err(error) => last_error = Some(error),
+            }
+        }
+        Err(last_error.unwrap_or_else(|| std::io::Error::from(std::io::ErrorKind::NotFound)))
     }
 
     /// Maps the client's error, forgetting the pool after a failure so that the next
@@ -351,6 +412,7 @@ impl<C: Codec> MemcachedStoreBuilder<C> {
                     Arc::new(Server {
                         address,
                         client: Mutex::new(None),
+                        pipeline: Mutex::new(None),
                         backoff: Backoff::new(self.settings.retry_after),
                     })
                 })
@@ -561,6 +623,111 @@ impl<C: Codec> MemcachedStore<C> {
     }
 }
 
+impl<C: Codec> MemcachedStore<C> {
+    /// Text-protocol commands, grouped by server and cut into batches of
+    /// [`PIPELINE_BATCH`]; `command(key, item, out)` writes one command.
+    fn write_batches<T>(
+        &self,
+        items: impl IntoIterator<Item = (String, T)>,
+        mut command: impl FnMut(&str, T, &mut Vec<u8>),
+    ) -> Vec<Batch> {
+        let mut open: Vec<Option<Batch>> = (0..self.servers.len()).map(|_| None).collect();
+        let mut full = Vec::new();
+        for (key, item) in items {
+            let Some(index) = self.ring.server_for(key.as_bytes()) else {
+                continue;
+            };
+            let batch = open[index].get_or_insert_with(|| Batch {
+                server: Arc::clone(&self.servers[index]),
+                commands: Vec::new(),
+                count: 0,
+            });
+            command(&key, item, &mut batch.commands);
+            batch.count += 1;
+            if batch.count == PIPELINE_BATCH {
+                full.extend(open[index].take());
+            }
+        }
+        full.extend(open.into_iter().flatten());
+        full
+    }
+
+    fn set_batches<K: Serialize, V: Serialize>(
+        &self,
+        entries: &[(K, V)],
+        ttl: Option<Duration>,
+    ) -> Result<Vec<Batch>, StoreError> {
+        let expiry = expiry_field(ttl);
+        let encoded = entries
+            .iter()
+            .map(|(key, value)| Ok((self.encode_key(key)?, encode_value(&self.codec, value)?)))
+            .collect::<Result<Vec<_>, StoreError>>()?;
+        Ok(self.write_batches(encoded, |key, value, out| {
+            let _ = write!(Text(out), "set {key} 0 {expiry} {}\r\n", value.len());
+            out.extend_from_slice(&value);
+            out.extend_from_slice(b"\r\n");
+        }))
+    }
+
+    fn delete_batches<K: Serialize>(&self, keys: &[K]) -> Result<Vec<Batch>, StoreError> {
+        let encoded = keys
+            .iter()
+            .map(|key| Ok((self.encode_key(key)?, ())))
+            .collect::<Result<Vec<_>, StoreError>>()?;
+        Ok(self.write_batches(encoded, |key, (), out| {
+            let _ = write!(Text(out), "delete {key}\r\n");
+        }))
+    }
+}
+
+/// `write!` into a byte buffer.
+struct Text<'a>(&'a mut Vec<u8>);
+
+impl std::fmt::Write for Text<'_> {
+    fn write_str(&mut self, text: &str) -> std::fmt::Result {
+        self.0.extend_from_slice(text.as_bytes());
+        Ok(())
+    }
+}
+
+/// Sends every batch and checks each reply is one of `expected`; returns how many were
+/// the first of them (`STORED`, `DELETED`).
+fn send_batches(
+    batches: &[Batch],
+    settings: &Settings,
+    expected: &[&str],
+) -> Result<usize, StoreError> {
+    let mut first = 0;
+    for batch in batches {
+        for reply in batch.server.pipelined(batch, settings)? {
+            match expected.iter().position(|wanted| *wanted == reply) {
+                Some(0) => first += 1,
+                Some(_) => {}
+                None => {
+                    return Err(StoreError::Unavailable(format!(
+                        "memcached server {} answered {reply:?} to a batched write",
+                        batch.server.address
+                    )))
+                }
+            }
+        }
+    }
+    Ok(first)
+}
+
+/// Runs `send` on tokio's blocking pool when there is a runtime, as `run_async` does.
+async fn off_the_executor<T: Send + 'static>(
+    send: impl FnOnce() -> Result<T, StoreError> + Send + 'static,
+) -> Result<T, StoreError> {
+    match tokio::runtime::Handle::try_current() {
+        Ok(runtime) => runtime
+            .spawn_blocking(send)
+            .await
+            .map_err(|error| StoreError::Other(Box::new(error)))?,
+        Err(_) => send(),
+    }
+}
+
 fn multi_get(
     client: &memcache::Client,
     keys: &[String],
@@ -738,22 +905,41 @@ where
         }
     }
 
-    async fn set_many_async(
+    /// One pipelined write per server (and per 512 entries).
+    fn set_many(&self, entries: Vec<(K, V)>, ttl: Option<Duration>) -> Result<(), StoreError> {
+        let batches = self.set_batches(&entries, ttl)?;
+        send_batches(&batches, &self.settings, &["STORED"]).map(drop)
+    }
+
+    /// One pipelined write per server (and per 512 keys).
+    fn delete_many(&self, keys: &[K]) -> Result<usize, StoreError> {
+        let batches = self.delete_batches(keys)?;
+        send_batches(&batches, &self.settings, &["DELETED", "NOT_FOUND"])
+    }
+
+    fn set_many_async(
         &self,
         entries: Vec<(K, V)>,
         ttl: Option<Duration>,
-    ) -> Result<(), StoreError> {
-        for (key, value) in entries {
-            self.insert_async(key, value, ttl).await?;
+    ) -> impl Future<Output = Result<(), StoreError>> + Send {
+        let batches = self.set_batches(&entries, ttl);
+        let settings = self.settings;
+        async move {
+            let batches = batches?;
+            off_the_executor(move || send_batches(&batches, &settings, &["STORED"]).map(drop)).await
         }
-        Ok(())
     }
 
-    async fn delete_many_async(&self, keys: &[K]) -> Result<usize, StoreError> {
-        let mut removed = 0;
-        for key in keys {
-            removed += usize::from(Store::<K, V>::remove_async(self, key).await?);
+    fn delete_many_async(
+        &self,
+        keys: &[K],
+    ) -> impl Future<Output = Result<usize, StoreError>> + Send {
+        let batches = self.delete_batches(keys);
+        let settings = self.settings;
+        async move {
+            let batches = batches?;
+            off_the_executor(move || send_batches(&batches, &settings, &["DELETED", "NOT_FOUND"]))
+                .await
         }
-        Ok(removed)
     }
 }
