@@ -16,8 +16,9 @@
 //!   and the raw read alternately (each timing one, running the other untimed in
 //!   between), so load drift on a shared machine hits both alike: the ratio to read.
 //!   Target: memoized <= 1.10x raw.
-//! - `redis_get_many_100`, `memcached_get_many_100`: `CacheApi::get_many` of 100 keys
-//!   against 100 sequential `Store::get` calls on the same store.
+//! - `redis_batch_100`, `memcached_batch_100`: `CacheApi::get_many` and `set_many` of
+//!   100 keys against 100 sequential `Store::get` / `Store::insert` calls on the same
+//!   store.
 //!
 //! Ratios within one run only: the machine is shared, absolute times swing.
 
@@ -156,6 +157,39 @@ fn fill_many(store: &impl CacheApi<Key, Value>) -> Vec<Key> {
     keys
 }
 
+/// `get_many` and `set_many` of 100 keys against 100 sequential `get`/`insert` calls on
+/// the same store.
+fn batched_vs_sequential<S: CacheApi<Key, Value>>(c: &mut Criterion, name: &str, store: &S) {
+    let keys = fill_many(store);
+    let entries: Vec<(Key, Value)> = keys
+        .iter()
+        .map(|key| (key.clone(), nearby(&key.0, key.1)))
+        .collect();
+    let mut group = c.benchmark_group(name);
+    group.bench_function("get_many", |b| {
+        b.iter(|| store.get_many(black_box(&keys)).unwrap())
+    });
+    group.bench_function("sequential_get", |b| {
+        b.iter(|| {
+            black_box(&keys)
+                .iter()
+                .map(|key| store.get(key).unwrap())
+                .collect::<Vec<Option<Value>>>()
+        })
+    });
+    group.bench_function("set_many", |b| {
+        b.iter(|| store.set_many(black_box(entries.clone()), None).unwrap())
+    });
+    group.bench_function("sequential_set", |b| {
+        b.iter(|| {
+            for (key, value) in black_box(entries.clone()) {
+                store.insert(key, value, None).unwrap();
+            }
+        })
+    });
+    group.finish();
+}
+
 fn redis_benches(c: &mut Criterion) {
     let server = RedisServer::start();
     REDIS_URL.set(server.url()).expect("set once");
@@ -231,20 +265,7 @@ fn redis_benches(c: &mut Criterion) {
         .namespace("many")
         .build()
         .expect("a valid Redis URL");
-    let keys = fill_many(&store);
-    let mut group = c.benchmark_group("redis_get_many_100");
-    group.bench_function("get_many", |b| {
-        b.iter(|| CacheApi::<Key, Value>::get_many(&store, black_box(&keys)).unwrap())
-    });
-    group.bench_function("sequential_get", |b| {
-        b.iter(|| {
-            black_box(&keys)
-                .iter()
-                .map(|key| store.get(key).unwrap())
-                .collect::<Vec<Option<Value>>>()
-        })
-    });
-    group.finish();
+    batched_vs_sequential(c, "redis_batch_100", &store);
     drop(server);
 }
 
@@ -329,20 +350,7 @@ fn memcached_benches(c: &mut Criterion) {
         .namespace("many")
         .operation_timeout(OPERATION_TIMEOUT)
         .build();
-    let keys = fill_many(&store);
-    let mut group = c.benchmark_group("memcached_get_many_100");
-    group.bench_function("get_many", |b| {
-        b.iter(|| CacheApi::<Key, Value>::get_many(&store, black_box(&keys)).unwrap())
-    });
-    group.bench_function("sequential_get", |b| {
-        b.iter(|| {
-            black_box(&keys)
-                .iter()
-                .map(|key| store.get(key).unwrap())
-                .collect::<Vec<Option<Value>>>()
-        })
-    });
-    group.finish();
+    batched_vs_sequential(c, "memcached_batch_100", &store);
     drop(server);
 }
 

@@ -13,6 +13,7 @@
 //! fall through to computing at once. It rejoins by itself on the first call after the
 //! back-off.
 
+use std::collections::HashMap;
 use std::fmt::Write as _;
 use std::future::Future;
 use std::io::{BufRead, BufReader, Write as _};
@@ -105,6 +106,9 @@ struct Server {
 /// Commands per pipelined write: the replies of a batch wait in socket buffers until it
 /// is all written, and a batch far beyond their size could stall both ends.
 const PIPELINE_BATCH: usize = 512;
+
+/// Keys to read, by server: one multi-get each.
+type KeyGroups = Vec<(Arc<Server>, Vec<String>)>;
 
 /// One server's share of a batched write: the commands, and how many replies they get.
 struct Batch {
@@ -276,8 +280,62 @@ impl Server {
     }
 
     /// Writes `batch.commands` at once and reads one reply line per command: a round
-    /// trip for the whole batch. A failure drops the connection (it may be half-read).
+    /// trip for the whole batch.
     fn pipelined(&self, batch: &Batch, settings: &Settings) -> Result<Vec<String>, StoreError> {
+        self.with_text_connection(settings, |connection| {
+            connection.get_mut().write_all(&batch.commands)?;
+            (0..batch.count)
+                .map(|_| read_reply_line(connection))
+                .collect()
+        })
+    }
+
+    /// One text-protocol `get` of every key: `VALUE <key> <flags> <bytes>` blocks up to
+    /// `END`. The `memcache` crate's binary multi-get took 20x longer here for 100 keys
+    /// (BENCHMARKS.md, "Backends").
+    fn text_multi_get(
+        &self,
+        keys: &[String],
+        settings: &Settings,
+    ) -> Result<HashMap<String, Vec<u8>>, StoreError> {
+        let mut command = b"get".to_vec();
+        for key in keys {
+            command.push(b' ');
+            command.extend_from_slice(key.as_bytes());
+        }
+        command.extend_from_slice(b"\r\n");
+        self.with_text_connection(settings, |connection| {
+            connection.get_mut().write_all(&command)?;
+            let mut found = HashMap::with_capacity(keys.len());
+            loop {
+                let line = read_reply_line(connection)?;
+                if line == "END" {
+                    return Ok(found);
+                }
+                let malformed =
+                    || std::io::Error::new(std::io::ErrorKind::InvalidData, line.clone());
+                let mut fields = line.split(' ');
+                let (Some("VALUE"), Some(key), Some(_flags), Some(length)) =
+                    (fields.next(), fields.next(), fields.next(), fields.next())
+                else {
+                    return Err(malformed());
+                };
+                let length: usize = length.parse().map_err(|_| malformed())?;
+                let mut data = vec![0; length + 2];
+                std::io::Read::read_exact(connection, &mut data)?;
+                data.truncate(length);
+                found.insert(key.to_owned(), data);
+            }
+        })
+    }
+
+    /// Runs `exchange` on this server's text-protocol connection, opening it first if
+    /// needed. A failure drops the connection (it may be half-read).
+    fn with_text_connection<T>(
+        &self,
+        settings: &Settings,
+        exchange: impl FnOnce(&mut BufReader<TcpStream>) -> std::io::Result<T>,
+    ) -> Result<T, StoreError> {
         self.backoff.check(&self.address)?;
         let mut slot = self.pipeline.lock().unwrap_or_else(|e| e.into_inner());
         if slot.is_none() {
@@ -287,20 +345,7 @@ impl Server {
             })?;
             *slot = Some(BufReader::new(stream));
         }
-        let connection = slot.as_mut().expect("connected above");
-        let exchange = (|| {
-            connection.get_mut().write_all(&batch.commands)?;
-            let mut replies = Vec::with_capacity(batch.count);
-            for _ in 0..batch.count {
-                let mut line = String::new();
-                if connection.read_line(&mut line)? == 0 {
-                    return Err(std::io::Error::from(std::io::ErrorKind::UnexpectedEof));
-                }
-                replies.push(line.trim_end().to_owned());
-            }
-            Ok(replies)
-        })();
-        exchange.map_err(|error| {
+        exchange(slot.as_mut().expect("connected above")).map_err(|error| {
             *slot = None;
             to_store_error(
                 memcache::MemcacheError::IOError(error),
@@ -592,11 +637,9 @@ impl<C: Codec> MemcachedStore<C> {
         }
     }
 
-    /// The encoded keys, and for each server the keys it holds: one multi-get each.
-    fn batches<K: Serialize>(
-        &self,
-        keys: &[K],
-    ) -> Result<(Vec<String>, Vec<Vec<String>>), StoreError> {
+    /// The encoded keys, and for each server the keys it holds (at most
+    /// [`PIPELINE_BATCH`] a group): one multi-get each.
+    fn batches<K: Serialize>(&self, keys: &[K]) -> Result<(Vec<String>, KeyGroups), StoreError> {
         let encoded = keys
             .iter()
             .map(|key| self.encode_key(key))
@@ -607,14 +650,23 @@ impl<C: Codec> MemcachedStore<C> {
                 by_server[index].push(key.clone());
             }
         }
-        by_server.retain(|keys| !keys.is_empty());
-        Ok((encoded, by_server))
+        let groups = by_server
+            .into_iter()
+            .enumerate()
+            .flat_map(|(index, keys)| {
+                let server = &self.servers[index];
+                keys.chunks(PIPELINE_BATCH)
+                    .map(|chunk| (Arc::clone(server), chunk.to_vec()))
+                    .collect::<Vec<_>>()
+            })
+            .collect();
+        Ok((encoded, groups))
     }
 
     fn read_batches<V: DeserializeOwned>(
         &self,
         encoded: &[String],
-        mut found: std::collections::HashMap<String, Vec<u8>>,
+        mut found: HashMap<String, Vec<u8>>,
     ) -> Result<Vec<Option<V>>, StoreError> {
         encoded
             .iter()
@@ -680,6 +732,16 @@ impl<C: Codec> MemcachedStore<C> {
     }
 }
 
+/// One reply line without its `\r\n`; a closed connection is an error.
+fn read_reply_line(connection: &mut BufReader<TcpStream>) -> std::io::Result<String> {
+    let mut line = String::new();
+    if connection.read_line(&mut line)? == 0 {
+        return Err(std::io::Error::from(std::io::ErrorKind::UnexpectedEof));
+    }
+    line.truncate(line.trim_end().len());
+    Ok(line)
+}
+
 /// `write!` into a byte buffer.
 struct Text<'a>(&'a mut Vec<u8>);
 
@@ -728,12 +790,16 @@ async fn off_the_executor<T: Send + 'static>(
     }
 }
 
-fn multi_get(
-    client: &memcache::Client,
-    keys: &[String],
-) -> Result<std::collections::HashMap<String, Vec<u8>>, memcache::MemcacheError> {
-    let keys: Vec<&str> = keys.iter().map(String::as_str).collect();
-    client.gets::<Vec<u8>>(&keys)
+/// Every group's multi-get, merged.
+fn multi_get_all(
+    groups: &[(Arc<Server>, Vec<String>)],
+    settings: &Settings,
+) -> Result<HashMap<String, Vec<u8>>, StoreError> {
+    let mut found = HashMap::new();
+    for (server, keys) in groups {
+        found.extend(server.text_multi_get(keys, settings)?);
+    }
+    Ok(found)
 }
 
 impl<K, V, C: Codec> CacheApi<K, V> for MemcachedStore<C>
@@ -799,14 +865,10 @@ where
         }
     }
 
-    /// One multi-get per server holding any of the keys.
+    /// One multi-get per server holding any of the keys (and per 512 keys).
     fn get_many(&self, keys: &[K]) -> Result<Vec<Option<V>>, StoreError> {
-        let (encoded, batches) = self.batches(keys)?;
-        let mut found = std::collections::HashMap::new();
-        for batch in &batches {
-            found.extend(self.run(&batch[0], |client, _| multi_get(client, batch))?);
-        }
-        self.read_batches(&encoded, found)
+        let (encoded, groups) = self.batches(keys)?;
+        self.read_batches(&encoded, multi_get_all(&groups, &self.settings)?)
     }
 
     fn add_async(
@@ -891,16 +953,10 @@ where
         V: Send,
     {
         let planned = self.batches(keys);
+        let settings = self.settings;
         async move {
-            let (encoded, batches) = planned?;
-            let mut found = std::collections::HashMap::new();
-            for batch in batches {
-                let first = batch[0].clone();
-                found.extend(
-                    self.run_async(Ok(first), move |client, _| multi_get(client, &batch))
-                        .await?,
-                );
-            }
+            let (encoded, groups) = planned?;
+            let found = off_the_executor(move || multi_get_all(&groups, &settings)).await?;
             self.read_batches(&encoded, found)
         }
     }
