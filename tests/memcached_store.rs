@@ -114,7 +114,7 @@ fn batched_writes_span_servers_and_batches_and_read_back_exactly() {
         .operation_timeout(Duration::from_secs(2))
         .build();
     let key = |n: u32| {
-        if n % 100 == 0 {
+        if n.is_multiple_of(100) {
             format!("{n} {}", "long key with spaces ".repeat(20))
         } else {
             format!("k{n}")
