@@ -353,3 +353,33 @@ async fn memcached_async_api_is_exact() {
 async fn memory_async_api_is_exact() {
     async_api_is_exact(Arc::new(cachemacro_runtime::MemoryStore::new())).await;
 }
+
+/// `incr_existing` is Django's `incr`: a missing counter is not created.
+fn incr_existing_never_creates<S: CacheApi<String, i64>>(store: &S) {
+    let key = || "existing_hits".to_owned();
+    assert_eq!(store.incr_existing(&key(), 1).unwrap(), None);
+    assert_eq!(store.get(&key()).unwrap(), None, "nothing was created");
+    store.insert(key(), 10, None).unwrap();
+    assert_eq!(store.incr_existing(&key(), 5).unwrap(), Some(15));
+    assert_eq!(store.incr_existing(&key(), -3).unwrap(), Some(12));
+    assert_eq!(store.get(&key()).unwrap(), Some(12));
+    store.remove(&key()).unwrap();
+    assert_eq!(store.incr_existing(&key(), 1).unwrap(), None);
+}
+
+#[test]
+fn redis_incr_existing_never_creates() {
+    let server = RedisServer::start();
+    incr_existing_never_creates(&redis_client(&server));
+}
+
+#[test]
+fn memcached_incr_existing_never_creates() {
+    let server = MemcachedServer::start();
+    incr_existing_never_creates(&memcached_client(&server));
+}
+
+#[test]
+fn memory_incr_existing_never_creates() {
+    incr_existing_never_creates(&cachemacro_runtime::MemoryStore::new());
+}

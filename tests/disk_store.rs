@@ -514,3 +514,23 @@ fn sigkill_during_a_write_burst_keeps_every_committed_entry() {
     store.insert(u64::MAX, "after".to_owned(), None).unwrap();
     assert_eq!(store.get(&u64::MAX).unwrap(), Some("after".to_owned()));
 }
+
+#[test]
+fn incr_existing_never_creates() {
+    let dir = TempDir::new("incr-existing");
+    let store = DiskStore::open(dir.path()).unwrap();
+    assert_eq!(
+        CacheApi::<&str, i64>::incr_existing(&store, &"hits", 1).unwrap(),
+        None
+    );
+    assert_eq!(Store::<&str, i64>::get(&store, &"hits").unwrap(), None);
+    CacheApi::<&str, i64>::incr(&store, &"hits", 10).unwrap();
+    assert_eq!(
+        CacheApi::<&str, i64>::incr_existing(&store, &"hits", 5).unwrap(),
+        Some(15)
+    );
+    assert_eq!(
+        CacheApi::<&str, i64>::incr_existing(&store, &"hits", -3).unwrap(),
+        Some(12)
+    );
+}

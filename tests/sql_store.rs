@@ -815,3 +815,36 @@ fn a_missing_table_is_reported_and_migrate_creates_it() {
     creating.insert(1u32, 11u32, None).unwrap();
     assert_eq!(store.get(&1u32).unwrap(), Some(11u32));
 }
+
+#[test]
+fn incr_existing_never_creates_and_skips_expired_rows() {
+    let server = PostgresServer::start();
+    let store = builder(&server.url())
+        .namespace("existing")
+        .build()
+        .unwrap();
+    let raw = Raw::new(&server);
+    assert_eq!(
+        CacheApi::<&str, i64>::incr_existing(&store, &"hits", 1).unwrap(),
+        None
+    );
+    assert_eq!(
+        raw.count("SELECT count(*) FROM cachemacro_cache"),
+        0,
+        "nothing created"
+    );
+    CacheApi::<&str, i64>::incr(&store, &"hits", 10).unwrap();
+    assert_eq!(
+        CacheApi::<&str, i64>::incr_existing(&store, &"hits", 5).unwrap(),
+        Some(15)
+    );
+    assert_eq!(
+        CacheApi::<&str, i64>::incr_existing(&store, &"hits", -3).unwrap(),
+        Some(12)
+    );
+    raw.execute("UPDATE cachemacro_cache SET expires_at = 0");
+    assert_eq!(
+        CacheApi::<&str, i64>::incr_existing(&store, &"hits", 1).unwrap(),
+        None
+    );
+}

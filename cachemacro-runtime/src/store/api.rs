@@ -99,6 +99,21 @@ pub trait CacheApi<K, V>: Store<K, V> {
     /// counter starts at 0. Atomic: concurrent increments are never lost.
     fn incr(&self, key: &K, delta: i64) -> Result<i64, StoreError>;
 
+    /// [`incr`](CacheApi::incr) without creating: a missing (or expired) counter stays
+    /// missing and the answer is `None` — Django's `incr`, which raises for a missing
+    /// key, where `incr` is the create-on-missing form. Atomic.
+    ///
+    /// ```
+    /// use cachemacro_runtime::{CacheApi, MemoryStore};
+    ///
+    /// let store: MemoryStore<&str, i64> = MemoryStore::new();
+    /// assert_eq!(store.incr_existing(&"hits", 1)?, None);
+    /// store.incr(&"hits", 1)?;
+    /// assert_eq!(store.incr_existing(&"hits", 1)?, Some(2));
+    /// # Ok::<(), cachemacro_runtime::StoreError>(())
+    /// ```
+    fn incr_existing(&self, key: &K, delta: i64) -> Result<Option<i64>, StoreError>;
+
     /// Subtracts `delta`; see [`incr`](CacheApi::incr).
     fn decr(&self, key: &K, delta: i64) -> Result<i64, StoreError> {
         self.incr(key, -delta)

@@ -316,6 +316,35 @@ impl<C: Codec> DiskStore<C> {
         codec::encode_key(space, key)
     }
 
+    /// `incr` in one transaction; a missing counter starts at 0 when `create`, and
+    /// stays missing (`None`) otherwise.
+    fn count<K: Serialize>(
+        &self,
+        key: &K,
+        delta: i64,
+        create: bool,
+    ) -> Result<Option<i64>, StoreError> {
+        let key = self.encode_key(key)?;
+        let new_expiry = self.expiry(None);
+        self.shared.write(true, |batch| {
+            let (current, expires_at) = match batch.lookup(&key)? {
+                Some((expires_at, bytes)) => {
+                    let current = self.decode::<i64>(&bytes).map_err(|_| {
+                        StoreError::Other("incr needs an integer value under the key".into())
+                    })?;
+                    (current, expires_at)
+                }
+                None if create => (0, new_expiry),
+                None => return Ok(None),
+            };
+            let counted = current
+                .checked_add(delta)
+                .ok_or_else(|| StoreError::Other("counter overflow".into()))?;
+            batch.put(&key, &self.encode(&counted)?, expires_at)?;
+            Ok(Some(counted))
+        })
+    }
+
     /// Wall-clock expiry of an entry written now with `ttl` (or the store's default).
     fn expiry(&self, ttl: Option<Duration>) -> u64 {
         expiry_at(now_millis(), ttl.or(self.default_ttl))
@@ -962,24 +991,12 @@ where
 
     /// Keeps an existing counter's expiry; a new counter gets the default TTL.
     fn incr(&self, key: &K, delta: i64) -> Result<i64, StoreError> {
-        let key = self.encode_key(key)?;
-        let new_expiry = self.expiry(None);
-        self.shared.write(true, |batch| {
-            let (current, expires_at) = match batch.lookup(&key)? {
-                Some((expires_at, bytes)) => {
-                    let current = self.decode::<i64>(&bytes).map_err(|_| {
-                        StoreError::Other("incr needs an integer value under the key".into())
-                    })?;
-                    (current, expires_at)
-                }
-                None => (0, new_expiry),
-            };
-            let counted = current
-                .checked_add(delta)
-                .ok_or_else(|| StoreError::Other("counter overflow".into()))?;
-            batch.put(&key, &self.encode(&counted)?, expires_at)?;
-            Ok(counted)
-        })
+        self.count(key, delta, true)
+            .map(|counted| counted.expect("a missing counter is created"))
+    }
+
+    fn incr_existing(&self, key: &K, delta: i64) -> Result<Option<i64>, StoreError> {
+        self.count(key, delta, false)
     }
 
     fn gets(&self, key: &K) -> Result<Option<(V, CasToken)>, StoreError> {

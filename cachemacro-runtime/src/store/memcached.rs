@@ -834,6 +834,31 @@ where
         Ok(Some(version))
     }
 
+    /// The text protocol's `incr`/`decr`, which answer `NOT_FOUND` for a missing key
+    /// where the binary protocol's create it.
+    fn incr_existing(&self, key: &K, delta: i64) -> Result<Option<i64>, StoreError> {
+        let key = self.encode_key(key)?;
+        let index = self
+            .ring
+            .server_for(key.as_bytes())
+            .ok_or_else(|| StoreError::Unavailable("no memcached servers configured".to_owned()))?;
+        let verb = if delta >= 0 { "incr" } else { "decr" };
+        let command = format!("{verb} {key} {}\r\n", delta.unsigned_abs());
+        let reply = self.servers[index].with_text_connection(&self.settings, |connection| {
+            connection.get_mut().write_all(command.as_bytes())?;
+            read_reply_line(connection)
+        })?;
+        match reply.as_str() {
+            "NOT_FOUND" => Ok(None),
+            counted => match counted.parse::<u64>() {
+                Ok(counted) => Self::read_counter(counted).map(Some),
+                Err(_) => Err(StoreError::Corrupt(format!(
+                    "memcached answered {counted:?} to {verb}: not a counter"
+                ))),
+            },
+        }
+    }
+
     /// Memcached counters are unsigned: a decrement stops at 0.
     fn incr(&self, key: &K, delta: i64) -> Result<i64, StoreError> {
         let key = self.encode_key(key)?;

@@ -62,6 +62,30 @@ fn from_counter<V: Any>(n: i64) -> Option<V> {
     boxed.downcast::<V>().ok().map(|value| *value)
 }
 
+/// The counting step of `incr` and `incr_existing`, under the key's lock.
+impl<K, V> MemoryStore<K, V>
+where
+    K: Hash + Eq + Clone + Send + Sync,
+    V: Clone + PartialEq + Send + Sync + 'static,
+{
+    fn count_locked(&self, key: &K, current: Option<V>, delta: i64) -> Result<i64, StoreError> {
+        let current = match current {
+            Some(value) => as_counter(&value).ok_or_else(|| {
+                StoreError::Other("incr needs an integer value type (i64, u64, i32 or u32)".into())
+            })?,
+            None => 0,
+        };
+        let counted = current
+            .checked_add(delta)
+            .ok_or_else(|| StoreError::Other("counter overflow".into()))?;
+        let value = from_counter(counted).ok_or_else(|| {
+            StoreError::Other(format!("counter value {counted} does not fit the value type").into())
+        })?;
+        self.insert(key.clone(), value, None)?;
+        Ok(counted)
+    }
+}
+
 impl<K, V> CacheApi<K, V> for MemoryStore<K, V>
 where
     K: Hash + Eq + Clone + Send + Sync,
@@ -91,20 +115,16 @@ where
     /// is an error.
     fn incr(&self, key: &K, delta: i64) -> Result<i64, StoreError> {
         let _locked = key_lock(self, key);
-        let current = match self.get(key)? {
-            Some(value) => as_counter(&value).ok_or_else(|| {
-                StoreError::Other("incr needs an integer value type (i64, u64, i32 or u32)".into())
-            })?,
-            None => 0,
-        };
-        let counted = current
-            .checked_add(delta)
-            .ok_or_else(|| StoreError::Other("counter overflow".into()))?;
-        let value = from_counter(counted).ok_or_else(|| {
-            StoreError::Other(format!("counter value {counted} does not fit the value type").into())
-        })?;
-        self.insert(key.clone(), value, None)?;
-        Ok(counted)
+        let current = self.get(key)?;
+        self.count_locked(key, current, delta)
+    }
+
+    fn incr_existing(&self, key: &K, delta: i64) -> Result<Option<i64>, StoreError> {
+        let _locked = key_lock(self, key);
+        match self.get(key)? {
+            Some(current) => self.count_locked(key, Some(current), delta).map(Some),
+            None => Ok(None),
+        }
     }
 
     fn gets(&self, key: &K) -> Result<Option<(V, CasToken)>, StoreError> {

@@ -608,6 +608,14 @@ return 0
 ";
 
 /// `touch` with no ttl: `PERSIST` alone cannot tell "missing" from "already persistent".
+/// `INCRBY` only if the key exists (no `INCRBY` option says so).
+const INCR_EXISTING_SCRIPT: &str = r"
+if redis.call('EXISTS', KEYS[1]) == 1 then
+    return redis.call('INCRBY', KEYS[1], ARGV[1])
+end
+return false
+";
+
 const PERSIST_SCRIPT: &str = r"
 if redis.call('EXISTS', KEYS[1]) == 1 then
   redis.call('PERSIST', KEYS[1])
@@ -747,6 +755,12 @@ where
 
     fn incr(&self, key: &K, delta: i64) -> Result<i64, StoreError> {
         self.run_sync(&self.incr_command(key, delta)?)
+    }
+
+    fn incr_existing(&self, key: &K, delta: i64) -> Result<Option<i64>, StoreError> {
+        let mut command = script(INCR_EXISTING_SCRIPT, self.encode_key(key)?);
+        command.arg(delta);
+        self.run_sync(&command)
     }
 
     /// The entry keeps its remaining time to live. Not a script: in a cluster the two

@@ -633,6 +633,10 @@ enum Request {
         key: Vec<u8>,
         delta: i64,
     },
+    IncrExisting {
+        key: Vec<u8>,
+        delta: i64,
+    },
     Rename {
         from: Vec<u8>,
         to: Vec<u8>,
@@ -659,6 +663,7 @@ enum Answer {
     Done(bool),
     Count(u64),
     Counter(i64),
+    MaybeCounter(Option<i64>),
 }
 
 impl Request {
@@ -688,6 +693,7 @@ struct Statements {
     clear_from: Arc<str>,
     touch: Arc<str>,
     incr: Arc<str>,
+    incr_existing: Arc<str>,
     rename: Arc<str>,
     cas: Arc<str>,
     get_many: Arc<str>,
@@ -735,6 +741,12 @@ impl Statements {
                      THEN convert_from(c.value, 'UTF8')::bigint ELSE 0 END + $2)::text, 'UTF8'), \
                  expires_at = CASE WHEN {live_c} THEN c.expires_at END \
                  RETURNING convert_from(value, 'UTF8')::bigint"
+            )),
+            incr_existing: sql(format!(
+                "UPDATE {t} AS c SET \
+                 value = convert_to((convert_from(c.value, 'UTF8')::bigint + $2)::text, 'UTF8') \
+                 WHERE c.key = $1 AND {live_c} \
+                 RETURNING convert_from(c.value, 'UTF8')::bigint"
             )),
             // One statement, so the entry is never in both places or in neither; it keeps
             // its expiry, and replaces whatever the target key held.
@@ -889,6 +901,17 @@ async fn execute(
                 .fetch_one(&mut *connection)
                 .await?
                 .try_get(0)?,
+        ),
+        Request::IncrExisting { key, delta } => Answer::MaybeCounter(
+            match statement(&sql.incr_existing)
+                .bind(key)
+                .bind(delta)
+                .fetch_optional(&mut *connection)
+                .await?
+            {
+                Some(row) => Some(row.try_get(0)?),
+                None => None,
+            },
         ),
         Request::Rename { from, to } => Answer::Done(
             statement(&sql.rename)
@@ -1354,6 +1377,18 @@ where
 
     fn incr(&self, key: &K, delta: i64) -> Result<i64, StoreError> {
         counter(self.run_sync(self.incr_request(key, delta)?)?)
+    }
+
+    /// One `UPDATE .. RETURNING` of a live row: no row, no counter.
+    fn incr_existing(&self, key: &K, delta: i64) -> Result<Option<i64>, StoreError> {
+        let request = Request::IncrExisting {
+            key: self.encode_key(key)?,
+            delta,
+        };
+        match self.run_sync(request)? {
+            Answer::MaybeCounter(counted) => Ok(counted),
+            _ => unreachable!("an increment answers with the counter"),
+        }
     }
 
     /// Unlike Redis' and memcached's, atomic: one `DELETE .. RETURNING` feeding an
