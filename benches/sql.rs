@@ -69,16 +69,7 @@ fn sql_store() -> SqlStore {
 /// About five short strings, the value of every benchmark (as in `benches/backends.rs`).
 fn nearby(postcode: &str, radius: u32) -> Value {
     COMPUTED.fetch_add(1, Ordering::Relaxed);
-    [
-        "Angel",
-        "Barbican",
-        "Clerkenwell",
-        "Farringdon",
-        "Shoreditch",
-    ]
-    .iter()
-    .map(|shop| format!("{shop} {postcode} {radius}"))
-    .collect()
+    support::nearby_shops(postcode, radius)
 }
 
 #[memoize(name = "sql_nearby", store = sql_store())]

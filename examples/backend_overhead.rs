@@ -57,27 +57,14 @@ fn memcached_pool() -> MemcachedStore {
         .build()
 }
 
-fn nearby(postcode: &str, radius: u32) -> Value {
-    [
-        "Angel",
-        "Barbican",
-        "Clerkenwell",
-        "Farringdon",
-        "Shoreditch",
-    ]
-    .iter()
-    .map(|shop| format!("{shop} {postcode} {radius}"))
-    .collect()
-}
-
 #[memoize(name = "redis", store = redis_store())]
 fn redis_nearby(postcode: &str, radius: u32) -> Value {
-    nearby(postcode, radius)
+    support::nearby_shops(postcode, radius)
 }
 
 #[memoize(name = "memcached", store = memcached_pool())]
 fn memcached_nearby(postcode: &str, radius: u32) -> Value {
-    nearby(postcode, radius)
+    support::nearby_shops(postcode, radius)
 }
 
 fn decode(bytes: &[u8]) -> Value {

@@ -11,6 +11,21 @@ use std::process::{Child, Command, Stdio};
 use std::thread;
 use std::time::{Duration, Instant};
 
+/// The value the backend benchmarks cache: about five short strings, the seed article's
+/// `nearby_stores(postcode, radius)`.
+pub fn nearby_shops(postcode: &str, radius: u32) -> Vec<String> {
+    [
+        "Angel",
+        "Barbican",
+        "Clerkenwell",
+        "Farringdon",
+        "Shoreditch",
+    ]
+    .iter()
+    .map(|shop| format!("{shop} {postcode} {radius}"))
+    .collect()
+}
+
 /// A `redis-server` process owned by a test.
 pub struct RedisServer {
     pub port: u16,

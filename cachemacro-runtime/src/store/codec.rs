@@ -115,16 +115,16 @@ pub(crate) fn decode_value<C: Codec, V: DeserializeOwned>(
     codec: &C,
     bytes: &[u8],
 ) -> Result<V, StoreError> {
-    let from_integer = decimal(bytes).and_then(|n| V::deserialize(IntegerText(n)).ok());
-    match from_integer {
-        Some(value) => Ok(value),
-        None if decimal(bytes).is_some() && is_integer_type::<V>() => {
-            Err(StoreError::Corrupt(format!(
-                "the counter {} does not fit the value type",
-                String::from_utf8_lossy(bytes)
-            )))
-        }
-        None => codec.decode(bytes),
+    let Some(integer) = decimal(bytes) else {
+        return codec.decode(bytes);
+    };
+    match V::deserialize(IntegerText(integer)) {
+        Ok(value) => Ok(value),
+        Err(_) if is_integer_type::<V>() => Err(StoreError::Corrupt(format!(
+            "the counter {} does not fit the value type",
+            String::from_utf8_lossy(bytes)
+        ))),
+        Err(_) => codec.decode(bytes),
     }
 }
 
@@ -526,7 +526,7 @@ pub(crate) use timeout_setters;
 /// rendered once, not on every call. The version is Django's: bumping it for a key
 /// ([`CacheApi::incr_version`](crate::CacheApi::incr_version)) or for a whole store
 /// (the builders' `version`) moves entries out of sight without deleting anything.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub(crate) struct KeySpace {
     prefix: String,
     namespace: Option<String>,
@@ -548,12 +548,20 @@ impl KeySpace {
         space
     }
 
-    /// Takes the memoized function's cache name unless the user chose a namespace.
-    pub(crate) fn adopt_namespace(&mut self, namespace: &str) {
-        if self.namespace.is_none() {
-            self.namespace = Some(namespace.to_owned());
-            self.render();
+    /// Takes the memoized function's cache name unless the user chose a namespace;
+    /// returns whether it did.
+    pub(crate) fn adopt_namespace(&mut self, namespace: &str) -> bool {
+        if self.namespace.is_some() {
+            return false;
         }
+        self.namespace = Some(namespace.to_owned());
+        self.render();
+        true
+    }
+
+    /// The same prefix and version in `namespace`.
+    pub(crate) fn in_namespace(&self, namespace: String) -> KeySpace {
+        KeySpace::new(self.prefix.clone(), Some(namespace), self.version)
     }
 
     /// The start of this store's keys at its version.

@@ -132,8 +132,6 @@ const FILE_NAME: &str = "cache.redb";
 pub struct DiskStore<C = MessagePack> {
     codec: Arc<C>,
     shared: Arc<Shared>,
-    /// What `keys` was rendered from, to render it again for a clone.
-    key_options: KeyOptions,
     keys: KeySpace,
     default_ttl: Option<Duration>,
     removals: Arc<RemovalCounters>,
@@ -284,14 +282,11 @@ impl<C: Codec> DiskStore<C> {
     /// # Ok::<(), cachemacro_runtime::StoreError>(())
     /// ```
     pub fn namespaced(&self, namespace: impl Into<String>) -> DiskStore<C> {
-        let mut key_options = self.key_options.clone();
-        key_options.namespace = Some(namespace.into());
-        let keys = key_options.clone().into_key_space();
+        let keys = self.keys.in_namespace(namespace.into());
         DiskStore {
             codec: Arc::clone(&self.codec),
             shared: Arc::clone(&self.shared),
             removals: self.shared.counters_for(keys.namespace_str()),
-            key_options,
             keys,
             default_ttl: self.default_ttl,
         }
@@ -364,8 +359,7 @@ impl<C> Clone for DiskStore<C> {
         DiskStore {
             codec: Arc::clone(&self.codec),
             shared: Arc::clone(&self.shared),
-            key_options: self.key_options.clone(),
-            keys: self.key_options.clone().into_key_space(),
+            keys: self.keys.clone(),
             default_ttl: self.default_ttl,
             removals: Arc::clone(&self.removals),
         }
@@ -451,12 +445,11 @@ impl<C: Codec> DiskStoreBuilder<C> {
             sweep_batch: self.sweep_batch,
             namespaces: Mutex::new(Vec::new()),
         });
-        let keys = self.keys.clone().into_key_space();
+        let keys = self.keys.into_key_space();
         let removals = shared.counters_for(keys.namespace_str());
         Ok(DiskStore {
             codec: Arc::new(self.codec),
             shared,
-            key_options: self.keys,
             keys,
             default_ttl: self.default_ttl,
             removals,
@@ -899,9 +892,7 @@ where
     }
 
     fn with_namespace(mut self, namespace: &'static str) -> Self {
-        if self.key_options.namespace.is_none() {
-            self.key_options.namespace = Some(namespace.to_owned());
-            self.keys.adopt_namespace(namespace);
+        if self.keys.adopt_namespace(namespace) {
             self.removals = self.shared.counters_for(self.keys.namespace_str());
         }
         self

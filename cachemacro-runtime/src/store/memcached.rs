@@ -107,8 +107,11 @@ struct Server {
 /// is all written, and a batch far beyond their size could stall both ends.
 const PIPELINE_BATCH: usize = 512;
 
+/// Items grouped by the server they go to, at most [`PIPELINE_BATCH`] a group.
+type ServerGroups<T> = Vec<(Arc<Server>, Vec<T>)>;
+
 /// Keys to read, by server: one multi-get each.
-type KeyGroups = Vec<(Arc<Server>, Vec<String>)>;
+type KeyGroups = ServerGroups<String>;
 
 /// One server's share of a batched write: the commands, and how many replies they get.
 struct Batch {
@@ -196,12 +199,17 @@ impl<C: Codec> MemcachedStore<C> {
     }
 
     /// The server owning `key`, and a connected client for it.
-    fn route(&self, key: &str) -> Result<(Arc<Server>, Arc<memcache::Client>), StoreError> {
+    /// The server of the ring that holds `key`.
+    fn server_of(&self, key: &str) -> Result<&Arc<Server>, StoreError> {
         let index = self
             .ring
             .server_for(key.as_bytes())
             .ok_or_else(|| StoreError::Unavailable("no memcached servers configured".to_owned()))?;
-        let server = Arc::clone(&self.servers[index]);
+        Ok(&self.servers[index])
+    }
+
+    fn route(&self, key: &str) -> Result<(Arc<Server>, Arc<memcache::Client>), StoreError> {
+        let server = Arc::clone(self.server_of(key)?);
         let client = server.client(&self.settings)?;
         Ok((server, client))
     }
@@ -644,23 +652,40 @@ impl<C: Codec> MemcachedStore<C> {
             .iter()
             .map(|key| self.encode_key(key))
             .collect::<Result<Vec<_>, _>>()?;
-        let mut by_server: Vec<Vec<String>> = vec![Vec::new(); self.servers.len()];
-        for key in &encoded {
-            if let Some(index) = self.ring.server_for(key.as_bytes()) {
-                by_server[index].push(key.clone());
-            }
-        }
-        let groups = by_server
+        let groups = self
+            .by_server(encoded.iter().map(|key| (key.clone(), ())))
             .into_iter()
-            .enumerate()
-            .flat_map(|(index, keys)| {
-                let server = &self.servers[index];
-                keys.chunks(PIPELINE_BATCH)
-                    .map(|chunk| (Arc::clone(server), chunk.to_vec()))
-                    .collect::<Vec<_>>()
-            })
+            .map(|(server, group)| (server, group.into_iter().map(|(key, ())| key).collect()))
             .collect();
         Ok((encoded, groups))
+    }
+
+    /// `items` keyed by encoded key, grouped by the server holding each key and cut into
+    /// groups of at most [`PIPELINE_BATCH`]: the unit of every batched call.
+    fn by_server<T>(
+        &self,
+        items: impl IntoIterator<Item = (String, T)>,
+    ) -> ServerGroups<(String, T)> {
+        let mut open: Vec<Vec<(String, T)>> = (0..self.servers.len()).map(|_| Vec::new()).collect();
+        let mut groups = Vec::new();
+        for (key, item) in items {
+            let Some(index) = self.ring.server_for(key.as_bytes()) else {
+                continue;
+            };
+            open[index].push((key, item));
+            if open[index].len() == PIPELINE_BATCH {
+                groups.push((
+                    Arc::clone(&self.servers[index]),
+                    std::mem::take(&mut open[index]),
+                ));
+            }
+        }
+        for (index, group) in open.into_iter().enumerate() {
+            if !group.is_empty() {
+                groups.push((Arc::clone(&self.servers[index]), group));
+            }
+        }
+        groups
     }
 
     fn read_batches<V: DeserializeOwned>(
@@ -676,32 +701,28 @@ impl<C: Codec> MemcachedStore<C> {
 }
 
 impl<C: Codec> MemcachedStore<C> {
-    /// Text-protocol commands, grouped by server and cut into batches of
-    /// [`PIPELINE_BATCH`]; `command(key, item, out)` writes one command.
+    /// Text-protocol commands, grouped as [`by_server`](Self::by_server) groups them;
+    /// `command(key, item, out)` writes one command.
     fn write_batches<T>(
         &self,
         items: impl IntoIterator<Item = (String, T)>,
         mut command: impl FnMut(&str, T, &mut Vec<u8>),
     ) -> Vec<Batch> {
-        let mut open: Vec<Option<Batch>> = (0..self.servers.len()).map(|_| None).collect();
-        let mut full = Vec::new();
-        for (key, item) in items {
-            let Some(index) = self.ring.server_for(key.as_bytes()) else {
-                continue;
-            };
-            let batch = open[index].get_or_insert_with(|| Batch {
-                server: Arc::clone(&self.servers[index]),
-                commands: Vec::new(),
-                count: 0,
-            });
-            command(&key, item, &mut batch.commands);
-            batch.count += 1;
-            if batch.count == PIPELINE_BATCH {
-                full.extend(open[index].take());
-            }
-        }
-        full.extend(open.into_iter().flatten());
-        full
+        self.by_server(items)
+            .into_iter()
+            .map(|(server, group)| {
+                let count = group.len();
+                let mut commands = Vec::new();
+                for (key, item) in group {
+                    command(&key, item, &mut commands);
+                }
+                Batch {
+                    server,
+                    commands,
+                    count,
+                }
+            })
+            .collect()
     }
 
     fn set_batches<K: Serialize, V: Serialize>(
@@ -838,13 +859,10 @@ where
     /// where the binary protocol's create it.
     fn incr_existing(&self, key: &K, delta: i64) -> Result<Option<i64>, StoreError> {
         let key = self.encode_key(key)?;
-        let index = self
-            .ring
-            .server_for(key.as_bytes())
-            .ok_or_else(|| StoreError::Unavailable("no memcached servers configured".to_owned()))?;
+        let server = self.server_of(&key)?;
         let verb = if delta >= 0 { "incr" } else { "decr" };
         let command = format!("{verb} {key} {}\r\n", delta.unsigned_abs());
-        let reply = self.servers[index].with_text_connection(&self.settings, |connection| {
+        let reply = server.with_text_connection(&self.settings, |connection| {
             connection.get_mut().write_all(command.as_bytes())?;
             read_reply_line(connection)
         })?;
