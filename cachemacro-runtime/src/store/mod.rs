@@ -221,4 +221,9 @@ pub trait Store<K, V>: Send + Sync {
     fn remove_async(&self, key: &K) -> impl Future<Output = Result<bool, StoreError>> + Send {
         ready(self.remove(key))
     }
+
+    /// Asynchronous [`clear`](Store::clear). The default calls the synchronous method.
+    fn clear_async(&self) -> impl Future<Output = Result<(), StoreError>> + Send {
+        ready(self.clear())
+    }
 }
