@@ -16,7 +16,6 @@ mod ketama;
 #[cfg(feature = "memcached")]
 mod memcached;
 mod memory;
-mod memory_api;
 #[cfg(feature = "redis")]
 mod redis;
 #[cfg(feature = "postgres")]

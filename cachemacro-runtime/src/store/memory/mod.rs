@@ -66,6 +66,8 @@ use std::time::{Duration, Instant};
 
 use hashbrown::HashTable;
 
+mod api;
+
 use super::{Store, StoreError, StoreStats};
 use crate::KeyRef;
 

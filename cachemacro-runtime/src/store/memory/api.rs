@@ -12,8 +12,9 @@ use std::hash::{Hash, Hasher};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
-use super::api::CasTokenRepr;
-use crate::{CacheApi, CasToken, MemoryStore, Store, StoreError};
+use super::MemoryStore;
+use crate::store::api::{CacheApi, CasToken, CasTokenRepr};
+use crate::store::{Store, StoreError};
 
 const KEY_LOCKS: usize = 64;
 
