@@ -12,7 +12,7 @@ use std::hash::{Hash, Hasher};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
-use super::MemoryStore;
+use super::sharded::MemoryStore;
 use crate::store::api::{CacheApi, CasToken, CasTokenRepr};
 use crate::store::{Store, StoreError};
 
