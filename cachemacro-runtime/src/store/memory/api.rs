@@ -1,10 +1,15 @@
 //! [`CacheApi`] for the in-memory store.
 //!
-//! Conditional writes (`add`, `incr`, `cas`, `touch`) are check-then-act sequences; they
-//! are made atomic by a mutex chosen by the key's hash from a small shared table, so two
-//! calls on one key serialize while calls on other keys do not wait. They are atomic with
-//! respect to each other, which is what counters and compare-and-set loops need; a plain
+//! Conditional writes (`add`, `incr`, `cas`) are check-then-act sequences; they are made
+//! atomic by a mutex chosen by the key's hash from a small shared table, so two calls on
+//! one key serialize while calls on other keys do not wait. They are atomic with respect
+//! to each other, which is what counters and compare-and-set loops need; a plain
 //! [`Store::insert`] does not take the lock and simply wins or loses like any write.
+//! `touch` needs no such lock: it changes the entry's expiry in place, under its shard's
+//! lock.
+//!
+//! A counter's next value and a new expiry update the entry in place: nothing leaves the
+//! store, so the removal listener hears nothing of `incr` or `touch`.
 
 use std::any::Any;
 use std::collections::hash_map::DefaultHasher;
@@ -12,7 +17,7 @@ use std::hash::{Hash, Hasher};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
-use super::sharded::MemoryStore;
+use super::sharded::{MemoryStore, Overwrite};
 use crate::store::api::{CacheApi, CasToken, CasTokenRepr};
 use crate::store::{Store, StoreError};
 
@@ -82,7 +87,7 @@ where
         let value = from_counter(counted).ok_or_else(|| {
             StoreError::Other(format!("counter value {counted} does not fit the value type").into())
         })?;
-        self.insert(key.clone(), value, None)?;
+        self.write(key.clone(), value, None, Overwrite::Updates)?;
         Ok(counted)
     }
 }
@@ -102,14 +107,9 @@ where
     }
 
     fn touch(&self, key: &K, ttl: Option<Duration>) -> Result<bool, StoreError> {
-        let _locked = key_lock(self, key);
-        let Some(value) = self.get(key)? else {
-            return Ok(false);
-        };
         // `None` means "never expires" here, unlike `insert`, where it means the
         // store's default.
-        self.insert(key.clone(), value, Some(ttl.unwrap_or(Duration::MAX)))?;
-        Ok(true)
+        Ok(self.set_ttl(key, ttl.unwrap_or(Duration::MAX)))
     }
 
     /// Counters live in values of type `i64`, `u64`, `i32` or `u32`; another value type
@@ -225,5 +225,84 @@ mod tests {
         assert!(store.incr(&1, 1).is_err());
         store.insert(2, "x".to_owned(), None).unwrap();
         assert!(store.incr(&2, 1).is_err());
+    }
+
+    /// `incr` and `touch` used to rewrite the entry through `insert`, which reported the
+    /// counter's or the entry's own previous state as [`RemovalCause::Replaced`].
+    mod incr_and_touch_are_not_removals {
+        use std::sync::{Arc, Mutex};
+        use std::thread;
+        use std::time::Duration;
+
+        use crate::store::api::CacheApi;
+        use crate::store::memory::removal::RemovalCause;
+        use crate::store::memory::sharded::MemoryStore;
+        use crate::store::Store;
+
+        type Events = Arc<Mutex<Vec<(&'static str, i64, RemovalCause)>>>;
+
+        fn heard(events: &Events) -> Vec<(&'static str, i64, RemovalCause)> {
+            events.lock().unwrap().clone()
+        }
+
+        fn listened() -> (MemoryStore<&'static str, i64>, Events) {
+            let events = Events::default();
+            let listener = Arc::clone(&events);
+            let store = MemoryStore::builder()
+                .capacity(1_000)
+                .on_removal(move |key: &&'static str, value: &i64, cause| {
+                    listener.lock().unwrap().push((*key, *value, cause));
+                })
+                .build();
+            (store, events)
+        }
+
+        #[test]
+        fn incr_and_touch_fire_nothing_and_a_real_replacement_fires_once() {
+            let (store, events) = listened();
+            for _ in 0..10 {
+                store.incr(&"hits", 1).unwrap();
+            }
+            assert!(store
+                .touch(&"hits", Some(Duration::from_secs(600)))
+                .unwrap());
+            assert_eq!(heard(&events), []);
+            assert_eq!(store.get(&"hits").unwrap(), Some(10));
+            assert_eq!(store.len(), 1);
+
+            store.insert("hits", 0, None).unwrap();
+            assert_eq!(heard(&events), [("hits", 10, RemovalCause::Replaced)]);
+        }
+
+        #[test]
+        fn incr_existing_and_decr_fire_nothing() {
+            let (store, events) = listened();
+            store.insert("stock", 5, None).unwrap();
+            assert_eq!(store.incr_existing(&"stock", 2).unwrap(), Some(7));
+            assert_eq!(store.decr(&"stock", 3).unwrap(), 4);
+            assert_eq!(heard(&events), []);
+        }
+
+        #[test]
+        fn touch_sets_the_time_to_live_in_place() {
+            let (store, events) = listened();
+            store
+                .insert("short", 1, Some(Duration::from_secs(600)))
+                .unwrap();
+            store
+                .insert("kept", 2, Some(Duration::from_millis(30)))
+                .unwrap();
+            assert!(store
+                .touch(&"short", Some(Duration::from_millis(30)))
+                .unwrap());
+            assert!(store.touch(&"kept", None).unwrap());
+            thread::sleep(Duration::from_millis(150));
+            assert_eq!(store.get(&"short").unwrap(), None);
+            assert_eq!(store.get(&"kept").unwrap(), Some(2));
+            // An expired entry is not brought back.
+            assert!(!store.touch(&"short", None).unwrap());
+            assert_eq!(store.get(&"short").unwrap(), None);
+            assert_eq!(heard(&events), []);
+        }
     }
 }

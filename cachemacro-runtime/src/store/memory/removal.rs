@@ -24,7 +24,10 @@ pub enum RemovalCause {
     /// Its value was replaced by [`Store::insert`](crate::Store::insert) under the same
     /// key; the listener gets the old value. Also the cause when the new value weighs more
     /// than a shard's share of `max_bytes`: it is not stored, and the old value is removed
-    /// all the same, so the key is then absent.
+    /// all the same, so the key is then absent. A counter moved by
+    /// [`CacheApi::incr`](crate::CacheApi::incr) or an expiry changed by
+    /// [`CacheApi::touch`](crate::CacheApi::touch) is the same entry updated in place, and
+    /// is not reported.
     Replaced,
     /// Removed by [`Store::clear`](crate::Store::clear).
     Cleared,

@@ -295,25 +295,27 @@ impl<K, V> fmt::Debug for MemoryStore<K, V> {
     }
 }
 
-impl<K, V> Store<K, V> for MemoryStore<K, V>
-where
-    K: Hash + Eq + Clone + Send + Sync,
-    V: Clone + Send + Sync,
-{
-    fn get(&self, key: &K) -> Result<Option<V>, StoreError> {
-        Ok(self.lookup(self.hash(key), |stored| stored == key))
-    }
+/// What a write that finds a live entry under its key did to it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Overwrite {
+    /// Put a new value in its place: the old one left the store, reported as
+    /// [`RemovalCause::Replaced`].
+    Replaces,
+    /// Moved the same entry to its next state (a counter's next value): nothing left the
+    /// store, nothing is reported.
+    Updates,
+}
 
-    fn get_borrowed<Q>(&self, key: &Q) -> Option<V>
-    where
-        Q: KeyRef<Key = K> + ?Sized,
-    {
-        // `KeyRef` guarantees the borrowed key hashes like the owned one, so the same
-        // hasher finds the same shard and bucket.
-        self.lookup(self.hash(key), |stored| key.matches(stored))
-    }
-
-    fn insert(&self, key: K, value: V, ttl: Option<Duration>) -> Result<(), StoreError> {
+impl<K: Hash + Eq, V> MemoryStore<K, V> {
+    /// Stores `value` under `key`, as [`Store::insert`] does; `overwrite` says whether a
+    /// live entry already under `key` is reported as replaced.
+    pub(super) fn write(
+        &self,
+        key: K,
+        value: V,
+        ttl: Option<Duration>,
+        overwrite: Overwrite,
+    ) -> Result<(), StoreError> {
         let hash = self.hash(&key);
         // Weighed before the lock is taken, like the hash: the weigher is user code.
         let weight = self
@@ -322,6 +324,8 @@ where
             .map_or(0, |weigher| weigher.weigh(&key, &value));
         let index = self.shard_of(hash);
         let mut removed = Removed::new();
+        // The old value of an entry updated in place, dropped once the lock is released.
+        let mut updated = None;
         let mut shard = self.write_shard(index);
         if shard.capacity == 0 {
             // Capacity 0: the store holds nothing (caching disabled by configuration).
@@ -373,7 +377,10 @@ where
                 let new_value = value.take().expect("value not consumed yet");
                 let old = mem::replace(&mut shard.slab.slots[idx as usize].value, new_value);
                 let key = key.take().expect("key not consumed yet");
-                removed.push(key, old, RemovalCause::Replaced);
+                match overwrite {
+                    Overwrite::Replaces => removed.push(key, old, RemovalCause::Replaced),
+                    Overwrite::Updates => updated = Some((key, old)),
+                }
             }
         }
         match (key, value) {
@@ -406,7 +413,53 @@ where
             }
         }
         self.report(removed);
+        drop(updated);
         Ok(())
+    }
+
+    /// Gives the live entry under `key` a time to live of `ttl` from now (and, with a
+    /// time to idle, counts this as a read), in place: same value, queue position and
+    /// frequency, so nothing left the store and the listener hears nothing. Returns
+    /// whether there was such an entry.
+    pub(super) fn set_ttl(&self, key: &K, ttl: Duration) -> bool {
+        let hash = self.hash(key);
+        let mut shard = self.write_shard(self.shard_of(hash));
+        let Some(idx) = shard.find(hash, |stored| stored == key) else {
+            return false;
+        };
+        let now = self.now();
+        if shard.slab.is_expired(idx, now, self.tti_nanos) {
+            // Left for a write to purge and report, as a read leaves it.
+            return false;
+        }
+        shard.slab.enable_times(now);
+        let times = &mut shard.slab.times[idx as usize];
+        times.expires_at = now.saturating_add(nanos(ttl)).max(1);
+        *times.last_read.get_mut() = now;
+        true
+    }
+}
+
+impl<K, V> Store<K, V> for MemoryStore<K, V>
+where
+    K: Hash + Eq + Clone + Send + Sync,
+    V: Clone + Send + Sync,
+{
+    fn get(&self, key: &K) -> Result<Option<V>, StoreError> {
+        Ok(self.lookup(self.hash(key), |stored| stored == key))
+    }
+
+    fn get_borrowed<Q>(&self, key: &Q) -> Option<V>
+    where
+        Q: KeyRef<Key = K> + ?Sized,
+    {
+        // `KeyRef` guarantees the borrowed key hashes like the owned one, so the same
+        // hasher finds the same shard and bucket.
+        self.lookup(self.hash(key), |stored| key.matches(stored))
+    }
+
+    fn insert(&self, key: K, value: V, ttl: Option<Duration>) -> Result<(), StoreError> {
+        self.write(key, value, ttl, Overwrite::Replaces)
     }
 
     fn remove(&self, key: &K) -> Result<bool, StoreError> {
