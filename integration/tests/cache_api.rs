@@ -3,14 +3,12 @@
 
 #![cfg(all(feature = "redis", feature = "memcached"))]
 
-mod support;
-
 use std::sync::{Arc, Barrier};
 use std::thread;
 use std::time::Duration;
 
 use cachemacro_runtime::{CacheApi, MemcachedStore, RedisStore};
-use support::{MemcachedServer, RedisServer};
+use cachemacro_test_support::{MemcachedServer, RedisServer};
 
 const THREADS: usize = 8;
 

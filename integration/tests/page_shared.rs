@@ -5,8 +5,6 @@
 
 #![cfg(all(feature = "axum", feature = "redis", feature = "memcached"))]
 
-mod support;
-
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
@@ -16,8 +14,8 @@ use axum::http::{HeaderMap, Request};
 use axum::routing::get;
 use axum::Router;
 use cachemacro_runtime::{cache_page, MemcachedStore, PageCacheLayer, RedisStore};
+use cachemacro_test_support::{MemcachedServer, RedisServer};
 use http_body_util::BodyExt;
-use support::{MemcachedServer, RedisServer};
 use tower::ServiceExt;
 
 /// One instance of the application: its own router, layer and store connection; the

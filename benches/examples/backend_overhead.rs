@@ -20,17 +20,14 @@
 //!   a raw read 20 000 times on each backend, timing each call, and prints the medians
 //!   and quartiles of both and their ratio: drift hits both contenders alike.
 //!
-//! The servers are started on free loopback ports by `tests/support`.
-
-#[path = "../tests/support/mod.rs"]
-mod support;
+//! The servers are started on free loopback ports by `cachemacro-test-support`.
 
 use std::hint::black_box;
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use cachemacro_runtime::{memoize, MemcachedStore, RedisStore};
-use support::{MemcachedServer, RedisServer};
+use cachemacro_test_support::{nearby_shops, MemcachedServer, RedisServer};
 
 const PREFIX: &str = "overhead";
 const POSTCODE: &str = "EC1A";
@@ -59,12 +56,12 @@ fn memcached_pool() -> MemcachedStore {
 
 #[memoize(name = "redis", store = redis_store())]
 fn redis_nearby(postcode: &str, radius: u32) -> Value {
-    support::nearby_shops(postcode, radius)
+    nearby_shops(postcode, radius)
 }
 
 #[memoize(name = "memcached", store = memcached_pool())]
 fn memcached_nearby(postcode: &str, radius: u32) -> Value {
-    support::nearby_shops(postcode, radius)
+    nearby_shops(postcode, radius)
 }
 
 fn decode(bytes: &[u8]) -> Value {
