@@ -1,10 +1,10 @@
-//! Issue 5: what the remote stores add on top of the client they wrap.
+//! What the remote stores add on top of the client they wrap.
 //!
 //! Run (short, for a shared 2-core machine; needs `redis-server` and `memcached`
 //! installed, the bench starts its own on free loopback ports):
 //!
 //! ```text
-//! cargo bench --features redis,memcached --bench backends
+//! cargo bench -p cachemacro-benches --features redis,memcached --bench backends
 //! ```
 //!
 //! - `redis_hit`, `memcached_hit`: a `#[memoize(store = ..)]` hit against the raw client

@@ -1,10 +1,10 @@
-//! Issue 6: what `SqlStore` adds on top of the raw sqlx queries it runs.
+//! What `SqlStore` adds on top of the raw sqlx queries it runs.
 //!
 //! Run (about 2 minutes plus the first build; PostgreSQL must be installed, the bench
 //! starts its own server on a free loopback port through `cachemacro-test-support`):
 //!
 //! ```text
-//! cargo bench --features postgres --bench sql
+//! cargo bench -p cachemacro-benches --features postgres --bench sql
 //! ```
 //!
 //! - `sql_hit`: a `#[memoize(store = ..)]` hit, `Store::get` (sync) and

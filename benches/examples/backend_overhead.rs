@@ -1,4 +1,4 @@
-//! Issue 5: what a `#[memoize]` hit through `RedisStore` / `MemcachedStore` costs beyond
+//! What a `#[memoize]` hit through `RedisStore` / `MemcachedStore` costs beyond
 //! the raw client's `GET` + decode of the same bytes (target: <= 10 %).
 //!
 //! Wall time on a shared two-core machine swings by more than 10 % between runs, so this
@@ -8,7 +8,7 @@
 //!   timed loop:
 //!
 //!   ```text
-//!   cargo build --release --features redis,memcached --example backend_overhead
+//!   cargo build -p cachemacro-benches --release --features redis,memcached --example backend_overhead
 //!   valgrind --tool=callgrind --callgrind-out-file=/dev/null --collect-atstart=no \
 //!       --toggle-collect='*timed_hits*' \
 //!       target/release/examples/backend_overhead redis-memoized 2000

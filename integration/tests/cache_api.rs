@@ -1,5 +1,6 @@
-//! The low-level cache API (`CacheApi`) against real Redis and memcached servers: the
-//! seed article's hit counter, compare-and-set, and the batched and conditional calls.
+//! The low-level cache API (`CacheApi`) against real Redis and memcached servers: a
+//! hit counter that must not lose increments when two requests read 10 and both write
+//! 11, compare-and-set, and the batched and conditional calls.
 
 #![cfg(all(feature = "redis", feature = "memcached"))]
 

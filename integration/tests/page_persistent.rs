@@ -1,4 +1,4 @@
-//! `#[cache_page]` and `PageCacheLayer` over the persistent stores (issue 6): pages
+//! `#[cache_page]` and `PageCacheLayer` over the persistent stores: pages
 //! survive a restart of the application when they live in a `DiskStore`, and every
 //! instance of it answers from a `SqlStore` table (a real PostgreSQL the test starts).
 

@@ -1,4 +1,4 @@
-//! Pages shared by several instances of an application through a remote store (issue 5):
+//! Pages shared by several instances of an application through a remote store:
 //! a page rendered by one instance is a hit on another, an invalidation on one is seen
 //! by all, and a dead server only costs renders. Real `redis-server` and `memcached`
 //! processes, started by the tests.

@@ -246,7 +246,7 @@ fn a_gets_cas_retry_loop_never_loses_an_update() {
     println!("cas conflicts retried: {}", retries.load(Ordering::Relaxed));
 }
 
-/// The seed article's bug, for contrast: `get` then `insert` from 8 threads loses
+/// The naive hit counter, for contrast: `get` then `insert` from 8 threads loses
 /// increments whenever two threads read the same count. Asserted only as "fewer than
 /// all" (with 8 threads racing through 2 round trips each, some always collide).
 #[test]

@@ -210,7 +210,7 @@ impl RedisCluster {
         RedisCluster { nodes }
     }
 
-    /// Every node's URL, the seeds a clustered `RedisStore` is built from.
+    /// Every node's URL, what `RedisStore::cluster` is built from.
     ///
     /// ```no_run
     /// let cluster = cachemacro_test_support::RedisCluster::start();
