@@ -1,8 +1,8 @@
-//! Issue 3, goal 3: heap bytes per entry beyond the key and the value, at 1M `u64 -> u64`
+//! Heap bytes per entry beyond the key and the value, at 1M `u64 -> u64`
 //! entries, for `MemoryStore` and the peers. Prints a markdown table.
 //!
 //! ```text
-//! cargo run --release --example memory_per_entry
+//! cargo run -p cachemacro-benches --release --example memory_per_entry
 //! ```
 //!
 //! A counting global allocator tracks live heap bytes; each store is built, filled with

@@ -1,11 +1,13 @@
-//! Issue 4: a cached page against the ceiling (the same route answering a pre-built
+//! A cached page against the ceiling (the same route answering a pre-built
 //! static body) and against the uncached handler, driving the axum `Router` as a
 //! `tower::Service` (no sockets, so that the figures are the cache's, not the kernel's).
 //!
 //! The `page_cache_socket` group sends the same requests over loopback TCP with hyper's
 //! client (keep-alive, one request at a time), as a load generator would.
 //!
-//! Run: `cargo bench --bench page_cache -- --warm-up-time 1 --measurement-time 3`
+//! ```text
+//! cargo bench -p cachemacro-benches --features axum --bench page_cache -- --warm-up-time 1 --measurement-time 3
+//! ```
 
 use std::hint::black_box;
 use std::time::Duration;
@@ -78,8 +80,9 @@ fn site(page: &'static str) -> Router {
 fn page_cache(c: &mut Criterion) {
     let runtime = Runtime::new().unwrap();
     let page: &'static str = Box::leak(render(312).into_boxed_str());
-    // `PAGE_CACHE_SERVE=127.0.0.1:3001 cargo bench --bench page_cache`: serve the socket
-    // routes for an external load generator (wrk, oha) instead of measuring here.
+    // `PAGE_CACHE_SERVE=127.0.0.1:3001 cargo bench -p cachemacro-benches --features axum
+    // --bench page_cache`: serve the socket routes for an external load generator (wrk,
+    // oha) instead of measuring here.
     if let Ok(address) = std::env::var("PAGE_CACHE_SERVE") {
         runtime.block_on(async {
             let listener = tokio::net::TcpListener::bind(&address).await.unwrap();

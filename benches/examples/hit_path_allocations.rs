@@ -1,8 +1,8 @@
-//! Issue 3, goal 1 ("a hit must not allocate"): heap allocations per cache hit, counted by
-//! a global allocator. Deterministic, so unlike timings it is immune to a noisy machine.
+//! Heap allocations per cache hit, counted by a global allocator (the target: a hit must
+//! not allocate). Deterministic, so unlike timings it is immune to a noisy machine.
 //!
 //! ```text
-//! cargo run --release --example hit_path_allocations
+//! cargo run -p cachemacro-benches --release --example hit_path_allocations
 //! ```
 
 use std::alloc::{GlobalAlloc, Layout, System};

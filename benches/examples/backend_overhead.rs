@@ -1,4 +1,4 @@
-//! Issue 5: what a `#[memoize]` hit through `RedisStore` / `MemcachedStore` costs beyond
+//! What a `#[memoize]` hit through `RedisStore` / `MemcachedStore` costs beyond
 //! the raw client's `GET` + decode of the same bytes (target: <= 10 %).
 //!
 //! Wall time on a shared two-core machine swings by more than 10 % between runs, so this
@@ -8,7 +8,7 @@
 //!   timed loop:
 //!
 //!   ```text
-//!   cargo build --release --features redis,memcached --example backend_overhead
+//!   cargo build -p cachemacro-benches --release --features redis,memcached --example backend_overhead
 //!   valgrind --tool=callgrind --callgrind-out-file=/dev/null --collect-atstart=no \
 //!       --toggle-collect='*timed_hits*' \
 //!       target/release/examples/backend_overhead redis-memoized 2000
@@ -20,17 +20,14 @@
 //!   a raw read 20 000 times on each backend, timing each call, and prints the medians
 //!   and quartiles of both and their ratio: drift hits both contenders alike.
 //!
-//! The servers are started on free loopback ports by `tests/support`.
-
-#[path = "../tests/support/mod.rs"]
-mod support;
+//! The servers are started on free loopback ports by `cachemacro-test-support`.
 
 use std::hint::black_box;
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use cachemacro_runtime::{memoize, MemcachedStore, RedisStore};
-use support::{MemcachedServer, RedisServer};
+use cachemacro_test_support::{nearby_shops, MemcachedServer, RedisServer};
 
 const PREFIX: &str = "overhead";
 const POSTCODE: &str = "EC1A";
@@ -59,12 +56,12 @@ fn memcached_pool() -> MemcachedStore {
 
 #[memoize(name = "redis", store = redis_store())]
 fn redis_nearby(postcode: &str, radius: u32) -> Value {
-    support::nearby_shops(postcode, radius)
+    nearby_shops(postcode, radius)
 }
 
 #[memoize(name = "memcached", store = memcached_pool())]
 fn memcached_nearby(postcode: &str, radius: u32) -> Value {
-    support::nearby_shops(postcode, radius)
+    nearby_shops(postcode, radius)
 }
 
 fn decode(bytes: &[u8]) -> Value {

@@ -1,8 +1,8 @@
-//! Issue 3, goal 2: hit ratio of `MemoryStore`'s eviction policy next to exact LRU,
+//! Hit ratio of `MemoryStore`'s eviction policy next to exact LRU,
 //! `moka`, `quick_cache` and Bélády's optimal, on synthetic traces. Prints a markdown table.
 //!
 //! ```text
-//! cargo run --release --example hit_ratio
+//! cargo run -p cachemacro-benches --release --example hit_ratio
 //! ```
 //!
 //! Every policy sees the same trace, through the access pattern of a memoizing cache: a

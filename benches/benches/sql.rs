@@ -1,10 +1,10 @@
-//! Issue 6: what `SqlStore` adds on top of the raw sqlx queries it runs.
+//! What `SqlStore` adds on top of the raw sqlx queries it runs.
 //!
 //! Run (about 2 minutes plus the first build; PostgreSQL must be installed, the bench
-//! starts its own server on a free loopback port through `tests/support/postgres.rs`):
+//! starts its own server on a free loopback port through `cachemacro-test-support`):
 //!
 //! ```text
-//! cargo bench --features postgres --bench sql
+//! cargo bench -p cachemacro-benches --features postgres --bench sql
 //! ```
 //!
 //! - `sql_hit`: a `#[memoize(store = ..)]` hit, `Store::get` (sync) and
@@ -25,12 +25,9 @@ use std::sync::OnceLock;
 use std::time::Duration;
 
 use cachemacro_runtime::{memoize, SqlStore, SqlStoreBuilder, Store};
+use cachemacro_test_support::nearby_shops;
+use cachemacro_test_support::postgres::PostgresServer;
 use criterion::{criterion_group, criterion_main, Criterion};
-
-#[path = "../tests/support/mod.rs"]
-mod support;
-
-use support::postgres::PostgresServer;
 
 const PREFIX: &str = "bench";
 const HIT_NAME: &str = "sql_nearby";
@@ -69,7 +66,7 @@ fn sql_store() -> SqlStore {
 /// About five short strings, the value of every benchmark (as in `benches/backends.rs`).
 fn nearby(postcode: &str, radius: u32) -> Value {
     COMPUTED.fetch_add(1, Ordering::Relaxed);
-    support::nearby_shops(postcode, radius)
+    nearby_shops(postcode, radius)
 }
 
 #[memoize(name = "sql_nearby", store = sql_store())]

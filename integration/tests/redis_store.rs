@@ -2,15 +2,13 @@
 
 #![cfg(feature = "redis")]
 
-mod support;
-
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::thread;
 use std::time::Duration;
 
 use cachemacro_runtime::{memoize, RedisStore, Store};
-use support::RedisServer;
+use cachemacro_test_support::{free_port, RedisCluster, RedisServer};
 
 fn store_at(url: &OnceLock<String>) -> RedisStore {
     RedisStore::builder(url.get().expect("test sets the URL first").as_str())
@@ -209,7 +207,7 @@ fn redis_expires_entries_after_the_ttl() {
 
 #[test]
 fn a_server_that_is_not_there_is_an_error_not_a_panic() {
-    let store = RedisStore::builder(format!("redis://127.0.0.1:{}/", support::free_port()))
+    let store = RedisStore::builder(format!("redis://127.0.0.1:{}/", free_port()))
         .build()
         .unwrap();
     assert!(Store::<u32, u32>::get(&store, &1).is_err());
@@ -237,7 +235,7 @@ fn clustered(id: u32) -> String {
 
 #[test]
 fn a_redis_cluster_spreads_entries_over_its_nodes_and_any_client_hits() {
-    let cluster = support::RedisCluster::start();
+    let cluster = RedisCluster::start();
     CLUSTER_URLS.set(cluster.urls()).unwrap();
     for id in 0..200 {
         assert_eq!(clustered(id), format!("book {id}"));

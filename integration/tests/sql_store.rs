@@ -1,9 +1,7 @@
 //! `SqlStore` against a real PostgreSQL server that each test starts for itself
-//! (`initdb` + `pg_ctl` on a free loopback port, see `tests/support/postgres.rs`).
+//! (`initdb` + `pg_ctl` on a free loopback port, see `test-support/src/postgres.rs`).
 
 #![cfg(feature = "postgres")]
-
-mod support;
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Barrier, OnceLock};
@@ -11,7 +9,8 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use cachemacro_runtime::{memoize, sql, CacheApi, SqlStore, SqlStoreBuilder, Store, StoreError};
-use support::postgres::PostgresServer;
+use cachemacro_test_support::free_port;
+use cachemacro_test_support::postgres::PostgresServer;
 
 /// Generous timeouts: the machine running the tests is shared and slow at times, and a
 /// timed-out read would silently turn a hit into a computation.
@@ -247,7 +246,7 @@ fn a_gets_cas_retry_loop_never_loses_an_update() {
     println!("cas conflicts retried: {}", retries.load(Ordering::Relaxed));
 }
 
-/// The seed article's bug, for contrast: `get` then `insert` from 8 threads loses
+/// The naive hit counter, for contrast: `get` then `insert` from 8 threads loses
 /// increments whenever two threads read the same count. Asserted only as "fewer than
 /// all" (with 8 threads racing through 2 round trips each, some always collide).
 #[test]
@@ -743,7 +742,7 @@ async fn the_async_low_level_api_is_exact_too() {
 fn a_server_that_is_not_there_is_an_error_not_a_panic() {
     let store = SqlStore::builder(format!(
         "postgres://postgres@127.0.0.1:{}/postgres",
-        support::free_port()
+        free_port()
     ))
     .connect_timeout(Duration::from_millis(300))
     .retry_after(Duration::from_secs(30))

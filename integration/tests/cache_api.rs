@@ -1,16 +1,15 @@
-//! The low-level cache API (`CacheApi`) against real Redis and memcached servers: the
-//! seed article's hit counter, compare-and-set, and the batched and conditional calls.
+//! The low-level cache API (`CacheApi`) against real Redis and memcached servers: a
+//! hit counter that must not lose increments when two requests read 10 and both write
+//! 11, compare-and-set, and the batched and conditional calls.
 
 #![cfg(all(feature = "redis", feature = "memcached"))]
-
-mod support;
 
 use std::sync::{Arc, Barrier};
 use std::thread;
 use std::time::Duration;
 
 use cachemacro_runtime::{CacheApi, MemcachedStore, RedisStore};
-use support::{MemcachedServer, RedisServer};
+use cachemacro_test_support::{MemcachedServer, RedisServer};
 
 const THREADS: usize = 8;
 

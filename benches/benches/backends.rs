@@ -1,10 +1,10 @@
-//! Issue 5: what the remote stores add on top of the client they wrap.
+//! What the remote stores add on top of the client they wrap.
 //!
 //! Run (short, for a shared 2-core machine; needs `redis-server` and `memcached`
 //! installed, the bench starts its own on free loopback ports):
 //!
 //! ```text
-//! cargo bench --features redis,memcached --bench backends
+//! cargo bench -p cachemacro-benches --features redis,memcached --bench backends
 //! ```
 //!
 //! - `redis_hit`, `memcached_hit`: a `#[memoize(store = ..)]` hit against the raw client
@@ -28,12 +28,8 @@ use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use cachemacro_runtime::{memoize, CacheApi, MemcachedStore, RedisStore, RedisStoreBuilder, Store};
+use cachemacro_test_support::{nearby_shops, MemcachedServer, RedisServer};
 use criterion::{criterion_group, criterion_main, Bencher, Criterion};
-
-#[path = "../tests/support/mod.rs"]
-mod support;
-
-use support::{MemcachedServer, RedisServer};
 
 /// Every key starts with this, as a user's application name would.
 const PREFIX: &str = "bench";
@@ -76,7 +72,7 @@ fn memcached_pool() -> MemcachedStore {
 /// About five short strings, the value of every benchmark.
 fn nearby(postcode: &str, radius: u32) -> Value {
     COMPUTED.fetch_add(1, Ordering::Relaxed);
-    support::nearby_shops(postcode, radius)
+    nearby_shops(postcode, radius)
 }
 
 #[memoize(name = "redis_nearby", store = redis_store())]

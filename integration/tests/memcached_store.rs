@@ -2,15 +2,13 @@
 
 #![cfg(feature = "memcached")]
 
-mod support;
-
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::OnceLock;
 use std::time::Duration;
 
 use cachemacro_runtime::{memoize, MemcachedStore, Store};
-use support::MemcachedServer;
+use cachemacro_test_support::MemcachedServer;
 
 static SERVERS: OnceLock<Vec<String>> = OnceLock::new();
 

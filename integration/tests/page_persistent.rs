@@ -1,4 +1,4 @@
-//! `#[cache_page]` and `PageCacheLayer` over the persistent stores (issue 6): pages
+//! `#[cache_page]` and `PageCacheLayer` over the persistent stores: pages
 //! survive a restart of the application when they live in a `DiskStore`, and every
 //! instance of it answers from a `SqlStore` table (a real PostgreSQL the test starts).
 
@@ -17,8 +17,6 @@ use http_body_util::BodyExt;
 use tower::ServiceExt;
 
 #[cfg(feature = "postgres")]
-mod support;
-
 /// A directory removed when the test ends.
 struct TempDir(PathBuf);
 
@@ -143,7 +141,7 @@ mod sql {
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn pages_in_a_sql_table_are_shared_by_every_instance() {
-        let server = crate::support::postgres::PostgresServer::start();
+        let server = cachemacro_test_support::postgres::PostgresServer::start();
         let renders = Arc::new(AtomicUsize::new(0));
         let (one, two) = (
             instance(&server.url(), &renders),

@@ -12,7 +12,17 @@ use super::free_port;
 
 /// A `postgres` process owned by a test, with a database `postgres` that the role
 /// `postgres` reaches without a password (`trust` on loopback only).
+///
+/// ```no_run
+/// use cachemacro_test_support::postgres::PostgresServer;
+///
+/// let mut server = PostgresServer::start();
+/// println!("{}", server.url()); // what `SqlStore::builder` takes
+/// server.stop_immediately(); // a crash: no checkpoint
+/// server.restart(); // recovers from the WAL, same port and data
+/// ```
 pub struct PostgresServer {
+    /// The loopback port it listens on.
     pub port: u16,
     bin: PathBuf,
     dir: PathBuf,
@@ -22,6 +32,11 @@ pub struct PostgresServer {
 impl PostgresServer {
     /// Initialises a cluster and starts it; panics with a clear message if PostgreSQL
     /// is not installed (`scripts/test` installs it).
+    ///
+    /// ```no_run
+    /// let server = cachemacro_test_support::postgres::PostgresServer::start();
+    /// assert_ne!(server.port, 0);
+    /// ```
     pub fn start() -> PostgresServer {
         let bin = newest_bin_dir();
         let port = free_port();
@@ -56,12 +71,23 @@ impl PostgresServer {
     }
 
     /// `postgres://postgres@127.0.0.1:<port>/postgres`.
+    ///
+    /// ```no_run
+    /// let server = cachemacro_test_support::postgres::PostgresServer::start();
+    /// assert!(server.url().ends_with("/postgres"));
+    /// ```
     pub fn url(&self) -> String {
         format!("postgres://postgres@127.0.0.1:{}/postgres", self.port)
     }
 
     /// `pg_ctl stop -m immediate`: every backend is killed at once, without a
     /// checkpoint, as in a crash; the next start recovers from the WAL.
+    ///
+    /// ```no_run
+    /// let mut server = cachemacro_test_support::postgres::PostgresServer::start();
+    /// server.stop_immediately();
+    /// assert!(std::net::TcpStream::connect(("127.0.0.1", server.port)).is_err());
+    /// ```
     pub fn stop_immediately(&mut self) {
         if self.running {
             self.run(
@@ -85,6 +111,13 @@ impl PostgresServer {
     /// `fsync=off` only skips flushing the OS cache, which a killed server does not lose,
     /// so committed rows survive [`stop_immediately`](Self::stop_immediately); that is
     /// why `synchronous_commit` stays on (off, the last commits would be lost).
+    ///
+    /// ```no_run
+    /// let mut server = cachemacro_test_support::postgres::PostgresServer::start();
+    /// server.stop_immediately();
+    /// server.restart();
+    /// assert!(std::net::TcpStream::connect(("127.0.0.1", server.port)).is_ok());
+    /// ```
     pub fn restart(&mut self) {
         self.stop_immediately();
         let options = format!(

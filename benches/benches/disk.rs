@@ -1,7 +1,7 @@
-//! Issue 6: which embedded engine `DiskStore` is built on, chosen by measurement.
+//! Which embedded engine `DiskStore` is built on, chosen by measurement.
 //!
 //! ```text
-//! cargo bench --features disk --bench disk -- --warm-up-time 1 --measurement-time 3
+//! cargo bench -p cachemacro-benches --features disk --bench disk -- --warm-up-time 1 --measurement-time 3
 //! ```
 //!
 //! - `disk_hit/*`: one read of a warm key (1 024 keys `(String, u32)`, values

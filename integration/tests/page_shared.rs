@@ -1,11 +1,9 @@
-//! Pages shared by several instances of an application through a remote store (issue 5):
+//! Pages shared by several instances of an application through a remote store:
 //! a page rendered by one instance is a hit on another, an invalidation on one is seen
 //! by all, and a dead server only costs renders. Real `redis-server` and `memcached`
 //! processes, started by the tests.
 
 #![cfg(all(feature = "axum", feature = "redis", feature = "memcached"))]
-
-mod support;
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};
@@ -16,8 +14,8 @@ use axum::http::{HeaderMap, Request};
 use axum::routing::get;
 use axum::Router;
 use cachemacro_runtime::{cache_page, MemcachedStore, PageCacheLayer, RedisStore};
+use cachemacro_test_support::{MemcachedServer, RedisServer};
 use http_body_util::BodyExt;
-use support::{MemcachedServer, RedisServer};
 use tower::ServiceExt;
 
 /// One instance of the application: its own router, layer and store connection; the

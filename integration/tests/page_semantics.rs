@@ -1,4 +1,4 @@
-//! The HTTP rules of the page cache (issue 4), one test per rule, through
+//! The HTTP rules of the page cache, one test per rule, through
 //! `PageCacheLayer` on an axum router driven by `tower::ServiceExt::oneshot`.
 //! The same rules over a real socket are in `page_tcp.rs`; the macro in `page_macro.rs`.
 
@@ -174,7 +174,7 @@ async fn query_parameters_are_keyed_in_canonical_order() {
 
 #[tokio::test]
 async fn keys_are_injective() {
-    // The seed story's `'{}{}'.format(postcode, radius)` maps both to "EC115".
+    // A Python view's `'{}{}'.format(postcode, radius)` key maps both to "EC115".
     let (app, renders) = router(PageCacheLayer::new(), run_body);
     let one = send(&app, get_req("/page?postcode=EC1&radius=15")).await;
     let two = send(&app, get_req("/page?postcode=EC11&radius=5")).await;

@@ -24,7 +24,7 @@ fn repeated_calls_run_the_body_once_per_key() {
     assert_eq!(nearby_stores("EC1A", 5), first);
     assert_eq!(NEARBY_CALLS.load(Ordering::SeqCst), 1);
 
-    // The seed's '{}{}'.format(postcode, radius) key makes ("EC1", 15) and ("EC11", 5)
+    // A Python view's '{}{}'.format(postcode, radius) key makes ("EC1", 15) and ("EC11", 5)
     // collide; a tuple key cannot.
     assert_eq!(
         nearby_stores("EC1", 15),
