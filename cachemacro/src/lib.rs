@@ -1,14 +1,12 @@
 //! Procedural macros of [cachemacro](https://docs.rs/cachemacro-runtime).
 //!
 //! Depend on `cachemacro-runtime`, which re-exports these macros and holds everything the
-//! generated code calls; this crate is its compile-time half.
+//! generated code calls; this crate is its compile-time half. Each macro goes parse,
+//! validate, expand, one module per stage; what both do alike is in `shared`.
 
-mod attr;
-mod duration;
-mod expand;
-mod key;
+mod memoize;
 mod page;
-mod signature;
+mod shared;
 
 use proc_macro::TokenStream;
 
@@ -16,7 +14,7 @@ use proc_macro::TokenStream;
 /// `cachemacro_runtime::memoize`, which re-exports it.
 #[proc_macro_attribute]
 pub fn memoize(attr: TokenStream, item: TokenStream) -> TokenStream {
-    expand::memoize(attr.into(), item.into()).into()
+    memoize::memoize(attr.into(), item.into()).into()
 }
 
 /// Caches the whole response of an axum handler. Documented in

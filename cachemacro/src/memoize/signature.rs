@@ -8,7 +8,8 @@ use syn::{
     Error, FnArg, GenericArgument, Ident, Pat, PathArguments, Receiver, ReturnType, Signature, Type,
 };
 
-use crate::attr::combine;
+use crate::shared::companions::sits_in_impl;
+use crate::shared::errors::Errors;
 
 /// One typed argument of the function.
 pub(crate) struct Arg<'a> {
@@ -32,22 +33,21 @@ pub(crate) struct FnShape<'a> {
 }
 
 impl<'a> FnShape<'a> {
-    pub(crate) fn analyze(sig: &'a Signature) -> syn::Result<FnShape<'a>> {
-        let mut errors = None;
+    /// The shape of `sig`, with what makes it impossible to memoize kept in `errors`. The
+    /// shape is returned whatever was wrong: the stand-in companions of a failed expansion
+    /// are shaped by it.
+    pub(crate) fn analyze(sig: &'a Signature, errors: &mut Errors) -> FnShape<'a> {
         if let Some(constness) = &sig.constness {
-            combine(
-                &mut errors,
-                Error::new(
-                    constness.span,
-                    "a `const fn` cannot be memoized: its cache lives at run time",
-                ),
-            );
+            errors.push(Error::new(
+                constness.span,
+                "a `const fn` cannot be memoized: its cache lives at run time",
+            ));
         }
         if let Some(variadic) = &sig.variadic {
-            combine(
-                &mut errors,
-                Error::new_spanned(variadic, "a variadic function cannot be memoized"),
-            );
+            errors.push(Error::new_spanned(
+                variadic,
+                "a variadic function cannot be memoized",
+            ));
         }
         let mut receiver = None;
         let mut args = Vec::new();
@@ -68,20 +68,15 @@ impl<'a> FnShape<'a> {
             ReturnType::Default => syn::parse_quote!(()),
             ReturnType::Type(_, ty) => (**ty).clone(),
         };
-        if let Err(error) = check_output(&output) {
-            combine(&mut errors, error);
-        }
-        if let Some(error) = errors {
-            return Err(error);
-        }
-        Ok(FnShape {
+        errors.keep(check_output(&output));
+        FnShape {
             sig,
             receiver,
-            in_impl: receiver.is_some() || mentions_self_type(sig),
+            in_impl: sits_in_impl(sig),
             result_ok: result_ok_type(&output),
             output,
             args,
-        })
+        }
     }
 }
 
@@ -116,18 +111,6 @@ fn result_ok_type(output: &Type) -> Option<Type> {
         GenericArgument::Type(ok) => Some(ok.clone()),
         _ => None,
     })
-}
-
-fn mentions_self_type(sig: &Signature) -> bool {
-    struct FindSelf(bool);
-    impl Visit<'_> for FindSelf {
-        fn visit_ident(&mut self, ident: &Ident) {
-            self.0 |= ident == "Self";
-        }
-    }
-    let mut finder = FindSelf(false);
-    finder.visit_signature(sig);
-    finder.0
 }
 
 /// Whether `tokens` mention `ident` anywhere (for `key = ..` expressions and generics).

@@ -11,8 +11,9 @@ use quote::{quote, quote_spanned, ToTokens};
 use syn::spanned::Spanned;
 use syn::{Error, FnArg, GenericParam, Pat, Type};
 
-use crate::attr::{combine, MemoizeArgs};
-use crate::signature::{bindings, is_impl_trait, mentions, FnShape};
+use super::attr::MemoizeArgs;
+use super::signature::{bindings, is_impl_trait, mentions, FnShape};
+use crate::shared::errors::Errors;
 
 pub(crate) struct KeyPlan {
     /// Builds the owned key from the arguments in scope.
@@ -32,30 +33,24 @@ pub(crate) struct KeyPlan {
 }
 
 impl KeyPlan {
+    /// The key of `shape` under `args`, with what cannot be part of it kept in `errors`.
+    /// The plan is returned whatever was wrong, without the parts that were: the stand-in
+    /// companions of a failed expansion take the arguments it names.
     pub(crate) fn derive(
         shape: &FnShape,
         args: &MemoizeArgs,
         rt: &TokenStream,
-    ) -> syn::Result<KeyPlan> {
-        let mut errors = None;
-        check_ignored_names_exist(shape, args, &mut errors);
-        let plan = match &args.key {
-            Some(key) => Ok(custom_key(shape, &key.value, rt)),
-            None => argument_key(shape, args, rt),
-        };
-        match (plan, errors) {
-            (Ok(plan), None) => Ok(plan),
-            (Ok(_), Some(error)) => Err(error),
-            (Err(error), None) => Err(error),
-            (Err(error), Some(mut earlier)) => {
-                earlier.combine(error);
-                Err(earlier)
-            }
+        errors: &mut Errors,
+    ) -> KeyPlan {
+        check_ignored_names_exist(shape, args, errors);
+        match &args.key {
+            Some(key) => custom_key(shape, &key.value, rt),
+            None => argument_key(shape, args, rt, errors),
         }
     }
 }
 
-fn check_ignored_names_exist(shape: &FnShape, args: &MemoizeArgs, errors: &mut Option<Error>) {
+fn check_ignored_names_exist(shape: &FnShape, args: &MemoizeArgs, errors: &mut Errors) {
     let Some(ignore) = &args.ignore else { return };
     let mut known: Vec<String> = shape
         .args
@@ -72,20 +67,21 @@ fn check_ignored_names_exist(shape: &FnShape, args: &MemoizeArgs, errors: &mut O
             } else {
                 known.join(", ")
             };
-            combine(
-                errors,
-                Error::new(
-                    name.span(),
-                    format!("`ignore` names `{name}`, which is not an argument of `{}`; its arguments are: {listed}", shape.sig.ident),
-                ),
-            );
+            errors.push(Error::new(
+                name.span(),
+                format!("`ignore` names `{name}`, which is not an argument of `{}`; its arguments are: {listed}", shape.sig.ident),
+            ));
         }
     }
 }
 
 /// The default key: the receiver and every argument that is not ignored.
-fn argument_key(shape: &FnShape, args: &MemoizeArgs, rt: &TokenStream) -> syn::Result<KeyPlan> {
-    let mut errors = None;
+fn argument_key(
+    shape: &FnShape,
+    args: &MemoizeArgs,
+    rt: &TokenStream,
+    errors: &mut Errors,
+) -> KeyPlan {
     let mut parts = Vec::new();
     let mut companion_parts = Vec::new();
     let mut companion_args = Vec::new();
@@ -108,26 +104,20 @@ fn argument_key(shape: &FnShape, args: &MemoizeArgs, rt: &TokenStream) -> syn::R
             if is_wildcard(arg.pat) {
                 continue; // `_` cannot influence the result, so it is not part of the key.
             }
-            combine(
-                &mut errors,
-                Error::new_spanned(
-                    arg.pat,
-                    "a destructuring pattern cannot be part of the key; name the argument, or give `key = ..` over its bindings",
-                ),
-            );
+            errors.push(Error::new_spanned(
+                arg.pat,
+                "a destructuring pattern cannot be part of the key; name the argument, or give `key = ..` over its bindings",
+            ));
             continue;
         };
         if args.ignores(&ident.to_string()) {
             continue;
         }
         if is_impl_trait(arg.ty) {
-            combine(
-                &mut errors,
-                Error::new_spanned(
-                    arg.ty,
-                    format!("`{ident}` has an `impl Trait` type, which cannot be stored in a cache key; add `ignore({ident})` or choose the key with `key = ..`"),
-                ),
-            );
+            errors.push(Error::new_spanned(
+                arg.ty,
+                format!("`{ident}` has an `impl Trait` type, which cannot be stored in a cache key; add `ignore({ident})` or choose the key with `key = ..`"),
+            ));
             continue;
         }
         // Spanned on the argument's type, runtime path included, so that a type that
@@ -145,9 +135,6 @@ fn argument_key(shape: &FnShape, args: &MemoizeArgs, rt: &TokenStream) -> syn::R
         companion_parts.push(part);
         companion_args.push(companion_arg(arg.pat, arg.ty));
     }
-    if let Some(error) = errors {
-        return Err(error);
-    }
     let key_types = shape.args.iter().filter(|arg| {
         arg.ident
             .is_some_and(|ident| !args.ignores(&ident.to_string()))
@@ -157,13 +144,13 @@ fn argument_key(shape: &FnShape, args: &MemoizeArgs, rt: &TokenStream) -> syn::R
     parts.extend(instantiation.iter().cloned());
     companion_parts.extend(instantiation);
     let borrowed = quote!((#(#parts,)*));
-    Ok(KeyPlan {
+    KeyPlan {
         expr: quote!(#rt::__private::KeyRef::to_key(&#borrowed)),
         companion_expr: quote!(#rt::__private::KeyRef::to_key(&(#(#companion_parts,)*))),
         borrowed: Some(borrowed),
         uses_receiver,
         companion_args,
-    })
+    }
 }
 
 /// `key = expr`: the companion takes the arguments the expression mentions.

@@ -3,7 +3,8 @@
 //! Parsed at compile time so that a typo is a compile error on the literal, never a
 //! panic on the first call.
 
-use quote::ToTokens;
+use proc_macro2::TokenStream;
+use quote::{quote, ToTokens};
 use syn::{Error, Lit};
 
 pub(crate) const DURATION_ACCEPTED: &str =
@@ -51,6 +52,11 @@ pub(crate) fn parse_duration_lit(option: &str, lit: &Lit) -> syn::Result<u64> {
         ));
     }
     Ok(millis)
+}
+
+/// The generated `Duration` of `millis`, through the runtime at `rt`.
+pub(crate) fn duration_tokens(rt: &TokenStream, millis: u64) -> TokenStream {
+    quote!(#rt::__private::Duration::from_millis(#millis))
 }
 
 /// Parses `"1h30m"`-style text into milliseconds; the error says what was wrong.
