@@ -1,10 +1,10 @@
-//! The seed story's bookstore: `/books/{id}` renders from two (simulated) database calls
-//! and a template, `/stores/nearby` answers a memoized geographic query, and `/counter`
-//! is an old-school hit counter that must never be cached.
+//! The bookstore of the page-cache demo: `/books/{id}` renders from two (simulated)
+//! database calls and a template, `/stores/nearby` answers a memoized geographic query,
+//! and `/counter` is an old-school hit counter that must never be cached.
 //!
 //! ```text
-//! cargo run --release --example bookstore             # a self-driving tour, then exit
-//! cargo run --release --example bookstore -- --serve  # serve on http://127.0.0.1:3000
+//! cargo run --release --features axum --example bookstore             # a tour, then exit
+//! cargo run --release --features axum --example bookstore -- --serve  # on 127.0.0.1:3000
 //! ```
 //!
 //! The tour starts the server on a free loopback port, sends requests with a real HTTP
@@ -54,7 +54,7 @@ async fn book(Path(id): Path<u32>, State(db): State<Db>) -> impl IntoResponse {
     ))
 }
 
-/// The seed's `nearby_stores(postcode, radius)`, keyed by both arguments (not by
+/// The `nearby_stores(postcode, radius)` of the first demo, keyed by both arguments (not by
 /// `'{}{}'.format(postcode, radius)`, which maps ("EC1", 15) and ("EC11", 5) together).
 #[memoize(ttl = "15m", capacity = 10_000)]
 fn nearby_stores(postcode: &str, radius: u32) -> Vec<String> {

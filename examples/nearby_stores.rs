@@ -1,4 +1,4 @@
-//! The seed article's `nearby_stores(postcode, radius)`, memoized.
+//! A bookshop's slow `nearby_stores(postcode, radius)` lookup, memoized.
 //!
 //! Run with `cargo run --example nearby_stores`: the first call of each key pays for the
 //! "database and third-party" work, repeats come from the embedded in-memory store, and
@@ -20,7 +20,7 @@ pub struct Shop {
     pub distance_km: u32,
 }
 
-/// The expensive part of the seed's view: a geographic database query plus a
+/// The expensive part of the bookshop's page: a geographic database query plus a
 /// third-party request, simulated with a 200 ms pause.
 #[memoize(ttl = "15m", capacity = 10_000)]
 fn nearby_stores(postcode: &str, radius: u32) -> Vec<Shop> {
@@ -57,7 +57,7 @@ fn main() {
     });
     println!("\nfound {} shops, nearest: {:?}", shops.len(), shops[0]);
 
-    // The seed's race: many requests miss the same key together.
+    // The thundering herd: many requests miss the same key together.
     let barrier = Arc::new(Barrier::new(8));
     let racers: Vec<_> = (0..8)
         .map(|_| {

@@ -1,1 +1,2 @@
-//! Integration tests and examples of cachemacro live in tests/ and examples/.
+//! The examples a newcomer runs (`examples/`): `nearby_stores`, `bookstore` (feature
+//! `axum`) and `disk_cache` (feature `disk`). No code of its own.

@@ -18,7 +18,6 @@ mod ketama;
 #[cfg(feature = "memcached")]
 mod memcached;
 mod memory;
-mod memory_api;
 #[cfg(feature = "redis")]
 pub(crate) mod redis;
 #[cfg(feature = "postgres")]

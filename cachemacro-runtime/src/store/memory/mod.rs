@@ -1,0 +1,81 @@
+//! The embedded in-memory store: sharded hash tables of dense entry slabs, S3-FIFO
+//! eviction and per-entry expiry.
+//!
+//! # Design
+//!
+//! - The store is split into shards (a power of two, 4 per CPU, fewer for small
+//!   capacities so that each shard holds at least `MIN_SHARD_CAPACITY` entries). A shard
+//!   is one `RwLock` around a dense `Vec` of entries (key, value, links, frequency) and a
+//!   `hashbrown::HashTable<u32>` of indices into it. Keeping keys and values out of the
+//!   hash table is what makes the store small: at 1M entries the tables sit at a load
+//!   factor of 0.48, so every byte of a bucket costs about 2.1 bytes per entry, and a
+//!   bucket here is a 4-byte index instead of the whole entry.
+//! - A read takes the shard's *read* lock, finds the index with the key's hash and an
+//!   equality test (an owned `&K` or a borrowed [`KeyRef`](crate::KeyRef), so a hit never builds a key),
+//!   and touches only atomics in the entry: the 2-bit S3-FIFO frequency and, with a time
+//!   to idle, the last-read stamp. Readers never wait for each other.
+//! - Eviction follows S3-FIFO (Yang et al., "FIFO queues are all you need for cache
+//!   eviction", SOSP '23), with `quick_cache`'s refinements. Once the main FIFO is full
+//!   (97% of the shard), new keys enter a small FIFO; eviction takes from the small queue
+//!   first, promoting to main an entry that was read meanwhile and otherwise evicting it,
+//!   with its hash remembered in a ghost table. A new key whose hash is in the ghost
+//!   table goes straight to main. Main is a FIFO with second chances: an entry read since
+//!   it was last examined loses one frequency level and goes back to the tail. One-time
+//!   keys (scans) therefore never displace the main queue, and a key that comes back
+//!   after its eviction (a loop slightly larger than the cache) is kept the second time.
+//!   Measured against LRU, moka, quick_cache and Bélády in `examples/hit_ratio.rs` (see
+//!   BENCHMARKS.md, "Hit ratio").
+//! - Each shard is its own S3-FIFO cache with `capacity / shards` entries, like
+//!   `quick_cache`: the policy state lives under the shard's write lock, so there is no
+//!   global policy lock, writers to different shards never contend, and a burst of
+//!   inserts never blocks readers of other shards. Every structural change of a shard
+//!   happens under its write lock, so no shard, and hence not the store, ever holds more
+//!   than its capacity, not even transiently under concurrency.
+//! - No code of the user's runs while a shard is inconsistent: keys are hashed before the
+//!   lock is taken, compared (`Eq`) before anything is changed, and every removed key and
+//!   value is handed to the removal listener and dropped after the lock is released.
+//!   Eviction compares indices and stored hashes only.
+//! - A hit is a shard read lock, one probe, at most one relaxed byte store (none once the
+//!   frequency saturates) and the value's clone: no allocation, no shared counter.
+//! - The hasher is `foldhash::fast::RandomState`: several times faster than SipHash, and
+//!   seeded randomly per process (and per store), so an attacker who does not know the
+//!   seed cannot aim keys at one bucket. That is resistance enough for a bounded cache,
+//!   whose worst case is a slow shard, not unbounded memory. The 64-bit hash is folded to
+//!   32 bits and stored in the entry (4 bytes instead of 8); tables and ghost are indexed
+//!   by a multiplicative spread of those 32 bits, which can be recomputed at any time.
+//! - Expiry is lazy and needs no background thread: a read reports an expired entry as a
+//!   miss, and every insert purges expired entries among the few oldest of each queue, so
+//!   the work per write stays bounded. Expiry stamps live in a side vector that a shard
+//!   only allocates once one of its entries has a time to live (or the store a time to
+//!   idle), so a store without expiry pays neither the memory nor the clock reads.
+//! - Time is kept as `u64` nanoseconds since an [`Instant`](std::time::Instant) taken at construction.
+//! - A weighted store (`max_bytes` or a weigher) bounds each shard by the total weight
+//!   of its entries as well as by their number. Weights are computed before the lock is
+//!   taken (the weigher is user code) and kept in a side vector like the expiry stamps,
+//!   so a store without weights pays nothing per entry; each queue keeps the sum of its
+//!   entries' weights, and the small queue gets 3% of the shard's weight as it gets 3%
+//!   of its entries.
+//!
+//! # Layout
+//!
+//! [`slab`] holds one shard's dense entries and the FIFOs linked through them; [`shard`]
+//! is one S3-FIFO cache over a slab, with its hash table and ghost; [`sharded`] is
+//! [`MemoryStore`]: the locked shards, the hit path and the [`Store`](crate::Store)
+//! implementation; [`builder`] holds the settings and splits the bounds between shards;
+//! [`removal`] says why an entry left and batches the listener's reports; [`weigher`]
+//! weighs entries; [`api`] adds the conditional writes of [`CacheApi`](crate::CacheApi).
+
+mod api;
+mod builder;
+mod removal;
+mod shard;
+mod sharded;
+mod slab;
+mod weigher;
+
+#[cfg(test)]
+mod tests;
+
+pub use builder::MemoryStoreBuilder;
+pub use removal::RemovalCause;
+pub use sharded::MemoryStore;

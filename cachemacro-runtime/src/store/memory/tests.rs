@@ -1,0 +1,903 @@
+use std::fmt;
+use std::hash::Hash;
+use std::mem;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::{Arc, Barrier, Mutex, OnceLock};
+use std::thread;
+use std::time::Duration;
+
+use super::builder::{default_shard_count, MIN_SHARD_CAPACITY, MIN_SHARD_WEIGHT};
+use super::slab::{Queue, NIL};
+use super::{MemoryStore, MemoryStoreBuilder, RemovalCause};
+use crate::store::{Store, StoreStats};
+
+const SHORT: Duration = Duration::from_millis(30);
+/// Long enough past `SHORT` that a loaded machine still sees the entry expired.
+const PAST_SHORT: Duration = Duration::from_millis(120);
+/// Long enough that nothing expires during a test, however slow the machine.
+const LONG: Duration = Duration::from_secs(600);
+
+fn store<V: Clone>(capacity: usize) -> MemoryStore<&'static str, V> {
+    MemoryStore::builder().capacity(capacity).build()
+}
+
+fn stats(entries: u64, evictions: u64, expirations: u64) -> StoreStats {
+    StoreStats {
+        entries,
+        evictions,
+        expirations,
+    }
+}
+
+#[test]
+fn is_send_and_sync() {
+    fn assert_send_sync<T: Send + Sync>() {}
+    assert_send_sync::<MemoryStore<String, Vec<u8>>>();
+    assert_send_sync::<MemoryStoreBuilder<String, std::rc::Rc<u8>>>();
+}
+
+#[test]
+fn capacity_is_never_exceeded() {
+    let store = MemoryStore::builder().capacity(10).build();
+    for n in 0..1_000u32 {
+        store.insert(n, n, None).unwrap();
+        if n % 3 == 0 {
+            // Reads set `visited` bits, so the hand has to spare and come back.
+            store.get(&n).unwrap();
+        }
+        assert!(store.len() <= 10, "len {} after inserting {n}", store.len());
+    }
+    assert_eq!(store.len(), 10);
+    let held = (0..1_000u32)
+        .filter(|n| store.get(n).unwrap().is_some())
+        .count();
+    assert_eq!(held, 10);
+    assert_eq!(store.stats(), stats(10, 990, 0));
+}
+
+/// The queue an entry is in, for tests of the policy.
+fn queue_of<V: Clone>(store: &MemoryStore<&'static str, V>, key: &'static str) -> Queue {
+    let hash = store.hash(&key);
+    let shard = store.read_shard(hash);
+    let idx = shard.find(hash, |stored| *stored == key).expect("key held");
+    shard.slab.slots[idx as usize].queue
+}
+
+#[test]
+fn one_hit_wonders_cycle_through_the_small_queue_and_spare_main() {
+    // Capacity 3: small queue 1, main 2. While main fills up, new keys enter it.
+    let store = store(3);
+    store.insert("a", 1, None).unwrap();
+    store.insert("b", 2, None).unwrap();
+    for key in ["c", "d", "e"] {
+        store.insert(key, 0, None).unwrap();
+        assert_eq!(queue_of(&store, key), Queue::Small);
+    }
+    // "c" made room for "d", "d" for "e"; main was never touched, though "b" was
+    // never read.
+    assert_eq!(store.get(&"c").unwrap(), None);
+    assert_eq!(store.get(&"d").unwrap(), None);
+    assert_eq!(store.get(&"a").unwrap(), Some(1));
+    assert_eq!(store.get(&"b").unwrap(), Some(2));
+    assert_eq!(store.get(&"e").unwrap(), Some(0));
+    assert_eq!(store.stats(), stats(3, 2, 0));
+}
+
+#[test]
+fn a_key_read_on_probation_is_promoted_and_main_evicts_its_unread_entries_first() {
+    let store = store(3);
+    store.insert("a", 1, None).unwrap();
+    store.insert("b", 2, None).unwrap();
+    store.insert("c", 3, None).unwrap();
+    assert_eq!(queue_of(&store, "c"), Queue::Small);
+    store.get(&"a").unwrap();
+    store.get(&"c").unwrap();
+    // "c" was read while in the small queue: promoted to main, which is then over
+    // its share; main's oldest, "a", was read, so it gets a second chance and "b",
+    // never read, is evicted.
+    store.insert("d", 4, None).unwrap();
+    assert_eq!(queue_of(&store, "c"), Queue::Main);
+    assert_eq!(store.get(&"b").unwrap(), None);
+    assert_eq!(store.stats(), stats(3, 1, 0));
+    // Main is now "c" (whose read paid for its promotion), then "a" (whose read paid
+    // for its second chance), both unmarked. "d" is read on probation, so it is
+    // promoted too, and main's oldest, "c", goes.
+    store.get(&"d").unwrap();
+    store.insert("e", 5, None).unwrap();
+    assert_eq!(store.get(&"c").unwrap(), None);
+    for (key, value) in [("a", 1), ("d", 4), ("e", 5)] {
+        assert_eq!(store.get(&key).unwrap(), Some(value));
+    }
+    assert_eq!(store.stats(), stats(3, 2, 0));
+}
+
+#[test]
+fn a_key_evicted_from_the_small_queue_and_inserted_again_goes_to_main() {
+    // Capacity 10: small queue 1, main 9.
+    let store = store(10);
+    let keys = ["k0", "k1", "k2", "k3", "k4", "k5", "k6", "k7", "k8"];
+    for key in keys {
+        store.insert(key, 0, None).unwrap();
+    }
+    store.insert("again", 1, None).unwrap();
+    assert_eq!(queue_of(&store, "again"), Queue::Small);
+    // Unread, "again" is evicted from the small queue; its hash goes to the ghost.
+    store.insert("once", 2, None).unwrap();
+    assert_eq!(store.get(&"again").unwrap(), None);
+    assert_eq!(store.stats(), stats(10, 1, 0));
+    // Back within the ghost's memory: admitted to main directly, not on probation.
+    store.insert("again", 1, None).unwrap();
+    assert_eq!(queue_of(&store, "again"), Queue::Main);
+    // One-time keys now cycle through the small queue (after main's oldest made room
+    // for the first), and "again" stays, though it was never read.
+    let wonders = ["w0", "w1", "w2", "w3", "w4", "w5", "w6", "w7"];
+    for key in wonders {
+        store.insert(key, 3, None).unwrap();
+        assert_eq!(queue_of(&store, key), Queue::Small);
+    }
+    assert_eq!(store.get(&"again").unwrap(), Some(1));
+    assert_eq!(store.get(&"k0").unwrap(), None);
+    for key in &keys[1..] {
+        assert_eq!(store.get(key).unwrap(), Some(0));
+    }
+    assert_eq!(store.stats(), stats(10, 10, 0));
+}
+
+#[test]
+fn default_ttl_expires_entries() {
+    let store = MemoryStore::builder().ttl(SHORT).build();
+    store.insert("k", 1, None).unwrap();
+    thread::sleep(PAST_SHORT);
+    assert_eq!(store.get(&"k").unwrap(), None);
+    // Expired but not purged yet: still held until a write gets to it.
+    assert_eq!(store.len(), 1);
+    assert_eq!(store.stats(), stats(1, 0, 0));
+}
+
+#[test]
+fn per_entry_ttl_overrides_default() {
+    let store = MemoryStore::builder().ttl(SHORT).build();
+    store.insert("default", 1, None).unwrap();
+    store.insert("long", 2, Some(LONG)).unwrap();
+    let never_by_default = MemoryStore::new();
+    never_by_default.insert("short", 3, Some(SHORT)).unwrap();
+    never_by_default.insert("forever", 4, None).unwrap();
+    thread::sleep(PAST_SHORT);
+    assert_eq!(store.get(&"default").unwrap(), None);
+    assert_eq!(store.get(&"long").unwrap(), Some(2));
+    assert_eq!(never_by_default.get(&"short").unwrap(), None);
+    assert_eq!(never_by_default.get(&"forever").unwrap(), Some(4));
+}
+
+#[test]
+fn tti_read_keeps_entry_alive_and_idle_expires_it() {
+    let tti = Duration::from_millis(200);
+    let store = MemoryStore::builder().tti(tti).build();
+    store.insert("read", 1, None).unwrap();
+    store.insert("idle", 2, None).unwrap();
+    // Six reads 40 ms apart: 240 ms in all, more than the time to idle, but never
+    // 200 ms without a read.
+    for _ in 0..6 {
+        thread::sleep(Duration::from_millis(40));
+        assert_eq!(store.get(&"read").unwrap(), Some(1));
+    }
+    assert_eq!(store.get(&"idle").unwrap(), None);
+    thread::sleep(Duration::from_millis(400));
+    assert_eq!(store.get(&"read").unwrap(), None);
+}
+
+#[test]
+fn reinsert_resets_tti() {
+    let store = MemoryStore::builder()
+        .tti(Duration::from_millis(200))
+        .build();
+    store.insert("k", 1, None).unwrap();
+    for n in 2..8 {
+        thread::sleep(Duration::from_millis(40));
+        store.insert("k", n, None).unwrap();
+    }
+    assert_eq!(store.get(&"k").unwrap(), Some(7));
+}
+
+#[test]
+fn remove_reports_whether_a_live_entry_existed() {
+    let store = MemoryStore::new();
+    store.insert("live", 1, None).unwrap();
+    store.insert("expired", 2, Some(SHORT)).unwrap();
+    thread::sleep(PAST_SHORT);
+    assert!(store.remove(&"live").unwrap());
+    assert!(!store.remove(&"live").unwrap());
+    assert!(!store.remove(&"absent").unwrap());
+    assert!(!store.remove(&"expired").unwrap());
+    assert!(store.is_empty());
+    assert_eq!(store.stats(), stats(0, 0, 1));
+    // The freed slots are reused and the queue still works.
+    store.insert("again", 3, None).unwrap();
+    assert_eq!(store.get(&"again").unwrap(), Some(3));
+}
+
+#[test]
+fn clear_removes_everything() {
+    let store = store(8);
+    for key in ["a", "b", "c"] {
+        store.insert(key, 1, None).unwrap();
+    }
+    store.clear().unwrap();
+    assert!(store.is_empty());
+    for key in ["a", "b", "c"] {
+        assert_eq!(store.get(&key).unwrap(), None);
+    }
+    assert_eq!(store.stats(), stats(0, 0, 0));
+    // Usable afterwards, with the bound intact.
+    for key in ["a", "b", "c", "d", "e", "f", "g", "h", "i", "j"] {
+        store.insert(key, 2, None).unwrap();
+    }
+    assert_eq!(store.len(), 8);
+    assert_eq!(store.stats(), stats(8, 2, 0));
+}
+
+#[test]
+fn stats_count_evictions_and_expirations_exactly() {
+    let store = MemoryStore::builder().capacity(4).build();
+    for n in 0..7u32 {
+        store.insert(n, n, None).unwrap();
+    }
+    assert_eq!(store.stats(), stats(4, 3, 0));
+
+    // 0, 1, 2 (main) and 6 (small) are held. Two get a short time to live, updated
+    // in place.
+    store.insert(1, 10, Some(SHORT)).unwrap();
+    store.insert(2, 20, Some(SHORT)).unwrap();
+    thread::sleep(PAST_SHORT);
+    // The write purges the expired 1 and 2 among the oldest, before inserting 2 anew.
+    store.insert(2, 21, None).unwrap();
+    assert_eq!(store.stats(), stats(3, 3, 2));
+    assert_eq!(store.get(&2).unwrap(), Some(21));
+    // Room was made by the purge: no eviction for the next new key.
+    store.insert(7, 7, None).unwrap();
+    assert_eq!(store.stats(), stats(4, 3, 2));
+    store.insert(8, 8, None).unwrap();
+    assert_eq!(store.stats(), stats(4, 4, 2));
+}
+
+#[test]
+fn replacing_an_expired_entry_counts_an_expiration() {
+    // Five fresh entries sit before the expired one, beyond the purge window.
+    let store = MemoryStore::new();
+    for n in 0..5u32 {
+        store.insert(n, n, None).unwrap();
+    }
+    store.insert(5, 5, Some(SHORT)).unwrap();
+    thread::sleep(PAST_SHORT);
+    store.insert(5, 50, None).unwrap();
+    assert_eq!(store.stats(), stats(6, 0, 1));
+    assert_eq!(store.get(&5).unwrap(), Some(50));
+}
+
+#[test]
+fn an_expired_entry_goes_before_anything_is_evicted() {
+    let store = MemoryStore::builder().capacity(6).build();
+    // 0..=4 fill main and are read; 5, in the small queue, expires.
+    for n in 0..5u32 {
+        store.insert(n, n, None).unwrap();
+        store.get(&n).unwrap();
+    }
+    store.insert(5, 5, Some(SHORT)).unwrap();
+    thread::sleep(PAST_SHORT);
+    store.insert(6, 6, None).unwrap();
+    assert_eq!(store.stats(), stats(6, 0, 1));
+    for n in [0, 1, 2, 3, 4, 6] {
+        assert_eq!(store.get(&n).unwrap(), Some(n));
+    }
+}
+
+#[test]
+fn eviction_takes_an_expired_entry_it_meets() {
+    // Unread entries in front of an expired one, beyond the purge window: the
+    // eviction reaches it through main's second chances and counts an expiration.
+    let store = MemoryStore::builder().capacity(6).build();
+    for n in 0..5u32 {
+        store.insert(n, n, None).unwrap();
+    }
+    store.insert(5, 5, Some(SHORT)).unwrap();
+    let mut shard = store.write_shard(0);
+    // Move 5 behind five read entries of main: the purge looks at four.
+    let idx = shard.slab.slots.len() as u32 - 1;
+    shard.slab.unlink(idx);
+    shard.slab.link_newest(idx, Queue::Main);
+    for slot in &shard.slab.slots[..5] {
+        slot.freq.store(1, Relaxed);
+    }
+    drop(shard);
+    thread::sleep(PAST_SHORT);
+    store.insert(6, 6, None).unwrap();
+    assert_eq!(store.stats(), stats(6, 0, 1));
+    assert_eq!(store.get(&5).unwrap(), None);
+    assert_consistent(&store);
+}
+
+#[test]
+fn write_purges_expired_oldest_entries() {
+    // One shard (capacity below 512), where all six entries are in main.
+    let store = MemoryStore::builder().capacity(100).ttl(SHORT).build();
+    for n in 0..6u32 {
+        store.insert(n, n, None).unwrap();
+    }
+    thread::sleep(PAST_SHORT);
+    store.insert(100, 100, Some(LONG)).unwrap();
+    // At most four purged per write.
+    assert_eq!(store.stats(), stats(3, 0, 4));
+    store.insert(101, 101, Some(LONG)).unwrap();
+    // 4 and 5 purged; 100 is live, and nothing is past it.
+    assert_eq!(store.stats(), stats(2, 0, 6));
+}
+
+#[test]
+fn replacing_a_key_does_not_grow_len() {
+    let store = store(2);
+    store.insert("a", 1, None).unwrap();
+    store.insert("b", 2, None).unwrap();
+    for n in 3..10 {
+        store.insert("a", n, None).unwrap();
+    }
+    assert_eq!(store.len(), 2);
+    assert_eq!(store.get(&"a").unwrap(), Some(9));
+    assert_eq!(store.get(&"b").unwrap(), Some(2));
+    assert_eq!(store.stats(), stats(2, 0, 0));
+}
+
+#[test]
+fn zero_capacity_stores_nothing() {
+    let store = store(0);
+    store.insert("a", 1, None).unwrap();
+    assert_eq!(store.get(&"a").unwrap(), None);
+    assert!(store.is_empty());
+    assert!(!store.remove(&"a").unwrap());
+    assert_eq!(store.stats(), stats(0, 0, 0));
+}
+
+#[test]
+fn debug_shows_configuration_without_debug_bounds() {
+    struct Opaque;
+    impl Clone for Opaque {
+        fn clone(&self) -> Self {
+            Opaque
+        }
+    }
+    let builder = MemoryStore::<u8, Opaque>::builder()
+        .capacity(5)
+        .ttl(Duration::from_secs(1));
+    assert_eq!(
+        format!("{builder:?}"),
+        "MemoryStoreBuilder { capacity: Some(5), max_bytes: None, ttl: Some(1s), tti: None }"
+    );
+    let store = builder.build();
+    store.insert(1, Opaque, None).unwrap();
+    assert_eq!(
+        format!("{store:?}"),
+        "MemoryStore { len: 1, capacity: Some(5), max_bytes: None, ttl: Some(1s), tti: None }"
+    );
+}
+
+/// Walks both queues of every shard both ways and checks them against the slab and
+/// the table: every entry in exactly one queue, found by its hash at its index.
+fn assert_consistent<K: Hash + Eq + Clone + fmt::Debug, V: Clone>(store: &MemoryStore<K, V>) {
+    let mut total = 0;
+    for shard in store.shards.iter() {
+        let shard = shard.0.read().unwrap();
+        let mut seen = vec![false; shard.slab.slots.len()];
+        for (queue, list) in [
+            (Queue::Small, shard.slab.small),
+            (Queue::Main, shard.slab.main),
+        ] {
+            let (mut idx, mut prev, mut len, mut weight) = (list.oldest, NIL, 0, 0);
+            while idx != NIL {
+                weight += shard.slab.weight_of(idx);
+                let slot = &shard.slab.slots[idx as usize];
+                assert_eq!(slot.older, prev);
+                assert_eq!(slot.queue, queue);
+                assert!(!seen[idx as usize], "entry linked twice");
+                seen[idx as usize] = true;
+                assert_eq!(shard.find(slot.hash, |key| *key == slot.key), Some(idx));
+                assert_eq!(store.hash(&slot.key), slot.hash);
+                (prev, idx, len) = (idx, slot.newer, len + 1);
+            }
+            assert_eq!(prev, list.newest);
+            assert_eq!(len, list.len);
+            assert_eq!(weight, list.weight);
+        }
+        assert!(seen.iter().all(|&linked| linked), "entry in no queue");
+        assert_eq!(shard.table.len(), shard.slab.slots.len());
+        assert!(shard.slab.slots.len() <= shard.capacity);
+        assert!(shard.slab.weight() <= shard.max_weight);
+        if shard.slab.weighted {
+            assert_eq!(shard.slab.weights.len(), shard.slab.slots.len());
+        } else {
+            assert!(shard.slab.weights.is_empty());
+        }
+        if shard.slab.timed {
+            assert_eq!(shard.slab.times.len(), shard.slab.slots.len());
+        } else {
+            assert!(shard.slab.times.is_empty());
+        }
+        total += shard.slab.slots.len();
+    }
+    assert_eq!(store.len(), total);
+}
+
+#[test]
+fn queue_and_map_stay_consistent_under_mixed_operations() {
+    let store = MemoryStore::builder().capacity(16).build();
+    // A fixed xorshift sequence: reproducible, yet covers every operation mix.
+    let mut state = 0x9e37_79b9_u32;
+    for step in 0..20_000 {
+        state ^= state << 13;
+        state ^= state >> 17;
+        state ^= state << 5;
+        let key = state % 40;
+        match state % 100 {
+            0 => store.clear().unwrap(),
+            1..=15 => {
+                store.remove(&key).unwrap();
+            }
+            16..=55 => {
+                store.get(&key).unwrap();
+            }
+            56..=65 => {
+                // Expires at once: exercises the purge, and expiry in the eviction.
+                store
+                    .insert(key, step, Some(Duration::from_nanos(1)))
+                    .unwrap();
+            }
+            _ => store.insert(key, step, None).unwrap(),
+        }
+        assert!(store.len() <= 16);
+        if step % 97 == 0 {
+            assert_consistent(&store);
+        }
+    }
+    assert_consistent(&store);
+}
+
+#[test]
+fn concurrent_inserts_and_gets_stay_bounded() {
+    const THREADS: u64 = 4;
+    let store = Arc::new(MemoryStore::builder().capacity(100).build());
+    let barrier = Arc::new(Barrier::new(THREADS as usize));
+    let workers: Vec<_> = (0..THREADS)
+        .map(|t| {
+            let store = Arc::clone(&store);
+            let barrier = Arc::clone(&barrier);
+            thread::spawn(move || {
+                barrier.wait();
+                for i in 0..20_000u64 {
+                    // Overlapping key ranges so threads hit each other's keys.
+                    let key = (i * 7 + t * 13) % 500;
+                    if i % 2 == 0 {
+                        store.insert(key, key * 10, None).unwrap();
+                    } else if let Some(value) = store.get(&key).unwrap() {
+                        assert_eq!(value, key * 10);
+                    }
+                    if i % 5_000 == 0 {
+                        store.remove(&((key + 1) % 500)).unwrap();
+                    }
+                    assert!(store.len() <= 100);
+                }
+            })
+        })
+        .collect();
+    for worker in workers {
+        worker.join().unwrap();
+    }
+    assert!(store.len() <= 100);
+    assert_consistent(&store);
+    let held = (0..500).filter(|k| store.get(k).unwrap().is_some()).count();
+    assert_eq!(held, store.len());
+    assert_eq!(store.stats().entries, store.len() as u64);
+}
+
+#[test]
+fn get_borrowed_finds_owned_keys_without_building_one() {
+    let store: MemoryStore<(String, u32), u64> = MemoryStore::new();
+    store.insert(("EC1A".to_owned(), 5), 42, None).unwrap();
+    store
+        .insert(("EC1A".to_owned(), 6), 7, Some(SHORT))
+        .unwrap();
+    assert_eq!(store.get_borrowed(&("EC1A", &5u32)), Some(42));
+    assert_eq!(store.get_borrowed(&("EC1A", &4u32)), None);
+    assert_eq!(store.get_borrowed(&("EC1", &5u32)), None);
+    assert_eq!(store.get_borrowed(&("EC1A", &6u32)), Some(7));
+    thread::sleep(PAST_SHORT);
+    assert_eq!(store.get_borrowed(&("EC1A", &6u32)), None);
+    // A borrowed hit counts as a read for the policy, like `get`.
+    let hash = store.hash(&("EC1A", &5u32));
+    let shard = store.read_shard(hash);
+    let idx = shard
+        .find(hash, |key| key.0 == "EC1A" && key.1 == 5)
+        .unwrap();
+    assert_eq!(shard.slab.slots[idx as usize].freq.load(Relaxed), 1);
+}
+
+#[test]
+fn removal_listener_is_called_exactly_once_per_removed_entry() {
+    type Events = Arc<Mutex<Vec<(u32, u32, RemovalCause)>>>;
+    let events: Events = Arc::default();
+    let log = Arc::clone(&events);
+    let store = MemoryStore::builder()
+        .capacity(3)
+        .on_removal(move |key: &u32, value: &u32, cause| {
+            log.lock().unwrap().push((*key, *value, cause));
+        })
+        .build();
+    let take = || mem::take(&mut *events.lock().unwrap());
+
+    store.insert(1, 10, None).unwrap();
+    store.insert(1, 11, None).unwrap();
+    assert_eq!(take(), [(1, 10, RemovalCause::Replaced)]);
+    assert!(store.remove(&1).unwrap());
+    assert!(!store.remove(&1).unwrap());
+    assert_eq!(take(), [(1, 11, RemovalCause::Invalidated)]);
+
+    store.insert(2, 20, Some(SHORT)).unwrap();
+    store.insert(3, 30, Some(SHORT)).unwrap();
+    thread::sleep(PAST_SHORT);
+    // Expired and removed: reported once, as expired.
+    assert!(!store.remove(&2).unwrap());
+    assert_eq!(take(), [(2, 20, RemovalCause::Expired)]);
+    // Expired and purged by a write.
+    store.insert(4, 40, None).unwrap();
+    assert_eq!(take(), [(3, 30, RemovalCause::Expired)]);
+
+    for n in 5..9 {
+        store.insert(n, n * 10, None).unwrap();
+    }
+    let evicted = take();
+    assert_eq!(evicted.len(), 2);
+    assert!(evicted.iter().all(|e| e.2 == RemovalCause::Evicted));
+    assert_eq!(store.stats(), stats(3, 2, 2));
+
+    store.clear().unwrap();
+    let mut cleared = take();
+    cleared.sort_unstable_by_key(|e| e.0);
+    let mut expected: Vec<_> = (4..9)
+        .map(|n| (n, n * 10, RemovalCause::Cleared))
+        .filter(|e| !evicted.iter().any(|v| v.0 == e.0))
+        .collect();
+    expected.sort_unstable_by_key(|e| e.0);
+    assert_eq!(cleared, expected);
+    assert!(store.is_empty());
+}
+
+#[test]
+fn the_listener_may_use_the_store() {
+    // Called with no lock held: reading and writing the store from it cannot deadlock.
+    let store = Arc::new(OnceLock::<MemoryStore<u32, u32>>::new());
+    let inner = Arc::clone(&store);
+    let built = MemoryStore::builder()
+        .capacity(1)
+        .on_removal(move |key: &u32, _: &u32, _| {
+            let store = inner.get().unwrap();
+            assert_eq!(store.get(key).unwrap(), None);
+            if *key < 3 {
+                store.insert(key + 10, 0, None).unwrap();
+            }
+        })
+        .build();
+    assert!(store.set(built).is_ok());
+    let store = store.get().unwrap();
+    store.insert(1, 1, None).unwrap();
+    store.insert(2, 2, None).unwrap();
+    assert_eq!(store.len(), 1);
+}
+
+#[test]
+fn capacity_is_never_exceeded_with_many_shards_and_four_threads() {
+    const THREADS: u64 = 4;
+    const CAPACITY: usize = 2_048;
+    let removed = Arc::new(AtomicU64::new(0));
+    let counter = Arc::clone(&removed);
+    let store = Arc::new(
+        MemoryStore::builder()
+            .capacity(CAPACITY)
+            .on_removal(move |_: &u64, _: &u64, _| {
+                counter.fetch_add(1, Relaxed);
+            })
+            .build(),
+    );
+    assert_eq!(
+        store.shards.len(),
+        (default_shard_count()).min(CAPACITY / MIN_SHARD_CAPACITY)
+    );
+    let inserts = Arc::new(AtomicU64::new(0));
+    let barrier = Arc::new(Barrier::new(THREADS as usize));
+    let workers: Vec<_> = (0..THREADS)
+        .map(|t| {
+            let store = Arc::clone(&store);
+            let barrier = Arc::clone(&barrier);
+            let inserts = Arc::clone(&inserts);
+            thread::spawn(move || {
+                barrier.wait();
+                let mut state = 0x2545_f491 + t;
+                for _ in 0..30_000 {
+                    state ^= state << 13;
+                    state ^= state >> 7;
+                    state ^= state << 17;
+                    let key = state % 10_000;
+                    match state % 10 {
+                        0 => {
+                            store.remove(&key).unwrap();
+                        }
+                        1..=4 => {
+                            if let Some(value) = store.get(&key).unwrap() {
+                                assert_eq!(value, key * 10);
+                            }
+                        }
+                        _ => {
+                            store.insert(key, key * 10, None).unwrap();
+                            inserts.fetch_add(1, Relaxed);
+                        }
+                    }
+                    assert!(store.len() <= CAPACITY);
+                }
+            })
+        })
+        .collect();
+    for worker in workers {
+        worker.join().unwrap();
+    }
+    assert_consistent(&store);
+    let held = (0..10_000)
+        .filter(|k| store.get(k).unwrap().is_some())
+        .count();
+    assert_eq!(held, store.len());
+    assert!(store.len() <= CAPACITY);
+    store.clear().unwrap();
+    // Every insert either added an entry, which has now left exactly once, or
+    // replaced a value, reported once as `Replaced`: one call per insert.
+    assert_eq!(store.len(), 0);
+    assert_eq!(removed.load(Relaxed), inserts.load(Relaxed));
+}
+
+/// A store bounded to `max_bytes`, whose entries weigh the length of their value.
+fn by_length(max_bytes: u64) -> MemoryStoreBuilder<u32, String> {
+    MemoryStore::builder()
+        .max_bytes(max_bytes)
+        .weigher(|_: &u32, value: &String| value.len() as u32)
+}
+
+/// The sum of the weights of the entries a read finds, for keys below `keys`.
+fn held_weight(store: &MemoryStore<u32, String>, keys: u32) -> u64 {
+    (0..keys)
+        .filter_map(|key| store.get(&key).unwrap())
+        .map(|value| value.len() as u64)
+        .sum()
+}
+
+#[test]
+fn max_bytes_holds_after_many_inserts_of_different_weights() {
+    let store = by_length(1_000).build();
+    let mut state = 0x2545_f491_u32;
+    for step in 0..5_000 {
+        state ^= state << 13;
+        state ^= state >> 17;
+        state ^= state << 5;
+        let key = state % 300;
+        store
+            .insert(key, "x".repeat((state % 120) as usize), None)
+            .unwrap();
+        if step % 3 == 0 {
+            store.get(&(key / 2)).unwrap();
+        }
+        assert!(store.weighted_size() <= 1_000, "after insert {step}");
+        if step % 101 == 0 {
+            assert_consistent(&store);
+        }
+    }
+    assert_consistent(&store);
+    assert_eq!(held_weight(&store, 300), store.weighted_size());
+    // Full to within one entry of the bound: only what did not fit was evicted.
+    assert!(store.weighted_size() > 1_000 - 120);
+    assert!(store.stats().evictions > 0);
+}
+
+#[test]
+fn max_bytes_is_split_between_shards_and_never_exceeded() {
+    const MAX: u64 = 1 << 20;
+    let store = MemoryStore::builder()
+        .max_bytes(MAX)
+        .weigher(|_: &u64, value: &Vec<u8>| value.len() as u32)
+        .build();
+    assert_eq!(
+        store.shards.len(),
+        default_shard_count().min((MAX / MIN_SHARD_WEIGHT) as usize)
+    );
+    for n in 0..20_000u64 {
+        store.insert(n, vec![0; (n % 500) as usize], None).unwrap();
+    }
+    assert!(store.weighted_size() <= MAX);
+    assert!(store.weighted_size() > MAX / 2);
+    assert_consistent(&store);
+}
+
+#[test]
+fn replacing_an_entry_adjusts_the_weight() {
+    let store = by_length(100).build();
+    store.insert(1, "x".repeat(10), None).unwrap();
+    store.insert(2, "x".repeat(30), None).unwrap();
+    store.insert(1, "x".repeat(3), None).unwrap();
+    assert_eq!(store.weighted_size(), 33);
+    store.insert(1, "x".repeat(50), None).unwrap();
+    assert_eq!(store.weighted_size(), 80);
+    assert_eq!(store.len(), 2);
+    assert_eq!(store.stats(), stats(2, 0, 0));
+    // A heavier value that no longer fits: room is made by the same order, here by
+    // evicting 1, the oldest unread entry, itself.
+    store.insert(3, "x".repeat(20), None).unwrap();
+    store.insert(1, "x".repeat(60), None).unwrap();
+    assert_eq!(store.weighted_size(), 50);
+    assert_eq!(store.get(&1).unwrap(), None);
+    assert_eq!(held_weight(&store, 4), store.weighted_size());
+    assert_eq!(store.stats().evictions, 1);
+    assert_consistent(&store);
+}
+
+#[test]
+fn an_entry_heavier_than_the_budget_is_not_stored() {
+    type Events = Arc<Mutex<Vec<(u32, usize, RemovalCause)>>>;
+    let events: Events = Arc::default();
+    let log = Arc::clone(&events);
+    let store = by_length(100)
+        .on_removal(move |key: &u32, value: &String, cause| {
+            log.lock().unwrap().push((*key, value.len(), cause));
+        })
+        .build();
+    store.insert(1, "x".repeat(101), None).unwrap();
+    assert_eq!(store.get(&1).unwrap(), None);
+    assert!(store.is_empty());
+    assert_eq!(store.weighted_size(), 0);
+    // Exactly the budget fits.
+    store.insert(1, "x".repeat(100), None).unwrap();
+    assert_eq!(store.weighted_size(), 100);
+    // Too heavy under a held key: the old value goes too, reported as replaced.
+    store.insert(1, "x".repeat(101), None).unwrap();
+    assert_eq!(store.get(&1).unwrap(), None);
+    assert!(store.is_empty());
+    assert_eq!(store.weighted_size(), 0);
+    assert_eq!(store.stats(), stats(0, 0, 0));
+    assert_eq!(*events.lock().unwrap(), [(1, 100, RemovalCause::Replaced)]);
+    assert_consistent(&store);
+}
+
+#[test]
+fn weight_returns_to_zero_after_removals_expirations_and_clear() {
+    let store = by_length(1_000).build();
+    for n in 0..10 {
+        store.insert(n, "x".repeat(n as usize), None).unwrap();
+    }
+    assert_eq!(store.weighted_size(), 45);
+    assert!(store.remove(&9).unwrap());
+    assert!(store.remove(&4).unwrap());
+    assert_eq!(store.weighted_size(), 32);
+    store.clear().unwrap();
+    assert_eq!(store.weighted_size(), 0);
+    for n in 0..10 {
+        store
+            .insert(n, "x".repeat(n as usize), Some(SHORT))
+            .unwrap();
+    }
+    thread::sleep(PAST_SHORT);
+    // Expired entries weigh until they are purged: by a remove, by writes.
+    assert!(!store.remove(&9).unwrap());
+    assert_eq!(store.weighted_size(), 36);
+    for _ in 0..3 {
+        store.insert(100, String::new(), None).unwrap();
+    }
+    assert_eq!(store.weighted_size(), 0);
+    assert_eq!(store.len(), 1);
+    assert_eq!(store.stats(), stats(1, 0, 10));
+    assert!(store.remove(&100).unwrap());
+    assert_eq!(store.weighted_size(), 0);
+    assert_consistent(&store);
+}
+
+#[test]
+fn the_listener_is_called_once_per_entry_evicted_for_weight() {
+    type Events = Arc<Mutex<Vec<(u32, RemovalCause)>>>;
+    let events: Events = Arc::default();
+    let log = Arc::clone(&events);
+    let store = by_length(100)
+        .on_removal(move |key: &u32, _: &String, cause| {
+            log.lock().unwrap().push((*key, cause));
+        })
+        .build();
+    let take = || mem::take(&mut *events.lock().unwrap());
+    for n in 0..20 {
+        store.insert(n, "x".repeat(10), None).unwrap();
+    }
+    let mut evicted = take();
+    assert_eq!(evicted.len(), 10);
+    assert!(evicted.iter().all(|e| e.1 == RemovalCause::Evicted));
+    // One heavy entry evicts several in one insert, each reported once.
+    store.insert(100, "x".repeat(50), None).unwrap();
+    let more = take();
+    assert_eq!(more.len(), 5);
+    assert!(more.iter().all(|e| e.1 == RemovalCause::Evicted));
+    evicted.extend(more);
+    let mut keys: Vec<u32> = evicted.iter().map(|e| e.0).collect();
+    keys.sort_unstable();
+    keys.dedup();
+    assert_eq!(keys.len(), 15);
+    assert!(keys.iter().all(|key| store.get(key).unwrap().is_none()));
+    assert_eq!(store.stats(), stats(6, 15, 0));
+    assert_eq!(store.weighted_size(), 100);
+}
+
+#[test]
+fn one_hit_wonders_cycle_through_the_small_queue_by_weight() {
+    // Main fills up to 97% of the weight (97 entries of 10), new keys then go to the
+    // small queue and evict each other there.
+    let store = by_length(1_000).build();
+    for n in 0..97 {
+        store.insert(n, "x".repeat(10), None).unwrap();
+    }
+    for n in 1_000..1_200 {
+        store.insert(n, "x".repeat(10), None).unwrap();
+    }
+    assert!((0..97).all(|n| store.get(&n).unwrap().is_some()));
+    assert_eq!(store.weighted_size(), 1_000);
+    assert_consistent(&store);
+}
+
+#[test]
+fn max_bytes_without_a_weigher_counts_the_shallow_size() {
+    let store = MemoryStore::<u64, u64>::builder()
+        .max_bytes(16 * 10)
+        .build();
+    for n in 0..100 {
+        store.insert(n, n, None).unwrap();
+    }
+    assert_eq!(store.len(), 10);
+    assert_eq!(store.weighted_size(), 160);
+    assert_eq!(store.max_bytes(), Some(160));
+}
+
+#[test]
+fn capacity_and_max_bytes_both_hold() {
+    let store = by_length(1_000).capacity(5).build();
+    for n in 0..20 {
+        store.insert(n, "x".repeat(10), None).unwrap();
+    }
+    assert_eq!(store.len(), 5);
+    // Heavy keys: the weight bounds them to three, while the light keys in main are
+    // protected from these one-time keys.
+    for n in 20..40 {
+        store.insert(n, "x".repeat(300), None).unwrap();
+        assert!(store.len() <= 5);
+        assert!(store.weighted_size() <= 1_000);
+    }
+    let heavy = (20..40).filter(|n| store.get(n).unwrap().is_some()).count();
+    assert!((1..=3).contains(&heavy), "{heavy} heavy entries held");
+    assert_eq!(held_weight(&store, 40), store.weighted_size());
+    assert_consistent(&store);
+}
+
+#[test]
+fn a_weigher_alone_sums_weights_without_bounding() {
+    let store = MemoryStore::builder()
+        .weigher(|_: &u32, value: &String| value.len() as u32)
+        .build();
+    for n in 0..1_000 {
+        store.insert(n, "x".repeat(100), None).unwrap();
+    }
+    assert_eq!(store.len(), 1_000);
+    assert_eq!(store.weighted_size(), 100_000);
+    assert_eq!(store.max_bytes(), None);
+    // A store without weights does not weigh.
+    let plain = MemoryStore::new();
+    plain.insert(1, "x".repeat(100), None).unwrap();
+    assert_eq!(plain.weighted_size(), 0);
+    assert!(plain
+        .shards
+        .iter()
+        .all(|s| s.0.read().unwrap().slab.weights.is_empty()));
+}

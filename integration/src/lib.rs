@@ -1,0 +1,1 @@
+//! Holds the integration tests of cachemacro (`tests/`); no code of its own.
