@@ -4,8 +4,6 @@
 
 #![cfg(feature = "redis")]
 
-
-
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Barrier, OnceLock};
 use std::thread;
@@ -158,47 +156,6 @@ fn async_callers_skip_a_dead_server_and_one_probes_per_window() {
     });
 }
 
-/// A server that accepts connections but never answers, as a stalled or overloaded one
-/// does: `SIGSTOP`. Every call that reaches it waits out the operation timeout.
-struct Paused(u32);
-
-impl Paused {
-    fn pause(server: &RedisServer) -> Paused {
-        let info: String = redis::cmd("INFO")
-            .arg("server")
-            .query(
-                &mut redis::Client::open(server.url())
-                    .unwrap()
-                    .get_connection()
-                    .unwrap(),
-            )
-            .unwrap();
-        let pid: u32 = info
-            .lines()
-            .find_map(|line| line.strip_prefix("process_id:"))
-            .unwrap()
-            .trim()
-            .parse()
-            .unwrap();
-        signal(pid, "-STOP");
-        Paused(pid)
-    }
-}
-
-impl Drop for Paused {
-    fn drop(&mut self) {
-        signal(self.0, "-CONT");
-    }
-}
-
-fn signal(pid: u32, signal: &str) {
-    let status = std::process::Command::new("kill")
-        .args([signal, &pid.to_string()])
-        .status()
-        .unwrap();
-    assert!(status.success(), "kill {signal} {pid}");
-}
-
 static STALLED_STORE: OnceLock<RedisStore> = OnceLock::new();
 
 #[memoize(name = "outage_stalled", store = STALLED_STORE.get().expect("set by the test").clone())]
@@ -208,10 +165,12 @@ fn squared(n: u64) -> u64 {
 
 #[test]
 fn a_stalled_server_costs_one_timeout_per_window_not_one_per_call() {
-    let server = RedisServer::start();
+    let mut server = RedisServer::start();
     let store = store(&STALLED_STORE, &server);
     assert_eq!(squared(3), 9);
-    let paused = Paused::pause(&server);
+    // A server that accepts connections but never answers, as a stalled or overloaded
+    // one does: every call that reaches it waits out the operation timeout.
+    server.pause();
     let before = store.server_calls()[0];
     let barrier = Arc::new(Barrier::new(CALLERS));
     let calls: usize = (0..CALLERS)
@@ -234,7 +193,7 @@ fn a_stalled_server_costs_one_timeout_per_window_not_one_per_call() {
         .map(|thread| thread.join().unwrap())
         .sum();
     let reached = store.server_calls()[0] - before;
-    drop(paused);
+    server.resume();
     // Had every call waited out the 100 ms operation timeout, 4 callers would have made
     // at most 80 calls in 2 s.
     assert!(
