@@ -165,10 +165,20 @@ fn main() {
     let before = store.server_calls()[0];
     redis.pause();
     let latencies = threads(redis_sync);
-    report("Redis, stalled", "4 threads", latencies, store.server_calls()[0] - before);
+    report(
+        "Redis, stalled",
+        "4 threads",
+        latencies,
+        store.server_calls()[0] - before,
+    );
     let before = store.server_calls()[0];
     let latencies = tasks(redis_async);
-    report("Redis, stalled", "4 tasks", latencies, store.server_calls()[0] - before);
+    report(
+        "Redis, stalled",
+        "4 tasks",
+        latencies,
+        store.server_calls()[0] - before,
+    );
     redis.resume();
 
     let mut memcached: Vec<_> = (0..3).map(|_| MemcachedServer::start()).collect();
@@ -183,10 +193,20 @@ fn main() {
     let before = store.server_calls()[1];
     memcached[1].pause();
     let latencies = threads(memcached_sync);
-    report("memcached, 1 of 3 stalled", "4 threads", latencies, store.server_calls()[1] - before);
+    report(
+        "memcached, 1 of 3 stalled",
+        "4 threads",
+        latencies,
+        store.server_calls()[1] - before,
+    );
     let before = store.server_calls()[1];
     let latencies = tasks(memcached_async);
-    report("memcached, 1 of 3 stalled", "4 tasks", latencies, store.server_calls()[1] - before);
+    report(
+        "memcached, 1 of 3 stalled",
+        "4 tasks",
+        latencies,
+        store.server_calls()[1] - before,
+    );
     memcached[1].resume();
 
     let mut postgres = PostgresServer::start();
@@ -201,8 +221,18 @@ fn main() {
     let before = store.server_calls()[0];
     postgres.stop_immediately();
     let latencies = threads(postgres_sync);
-    report("PostgreSQL, stopped", "4 threads", latencies, store.server_calls()[0] - before);
+    report(
+        "PostgreSQL, stopped",
+        "4 threads",
+        latencies,
+        store.server_calls()[0] - before,
+    );
     let before = store.server_calls()[0];
     let latencies = tasks(postgres_async);
-    report("PostgreSQL, stopped", "4 tasks", latencies, store.server_calls()[0] - before);
+    report(
+        "PostgreSQL, stopped",
+        "4 tasks",
+        latencies,
+        store.server_calls()[0] - before,
+    );
 }

@@ -46,7 +46,12 @@ fn redis_commands(server: &RedisServer) -> HashMap<String, u64> {
         .lines()
         .filter_map(|line| {
             let (name, rest) = line.strip_prefix("cmdstat_")?.split_once(':')?;
-            let calls = rest.strip_prefix("calls=")?.split(',').next()?.parse().ok()?;
+            let calls = rest
+                .strip_prefix("calls=")?
+                .split(',')
+                .next()?
+                .parse()
+                .ok()?;
             Some((name.to_owned(), calls))
         })
         .collect()
@@ -73,7 +78,9 @@ fn memcached_commands(server: &MemcachedServer) -> u64 {
 }
 
 fn main() {
-    println!("| store | misses | round trips counted at the server | per miss | hand-written cache |");
+    println!(
+        "| store | misses | round trips counted at the server | per miss | hand-written cache |"
+    );
     println!("|---|---|---|---|---|");
 
     let redis = RedisServer::start();
@@ -93,7 +100,11 @@ fn main() {
     );
 
     let memcached = MemcachedServer::start();
-    MEMCACHED.get_or_init(|| MemcachedStore::builder([memcached.address()]).build().unwrap());
+    MEMCACHED.get_or_init(|| {
+        MemcachedStore::builder([memcached.address()])
+            .build()
+            .unwrap()
+    });
     on_memcached(u64::MAX);
     let before = memcached_commands(&memcached);
     (0..MISSES).for_each(|n| assert_eq!(on_memcached(n), n));
@@ -125,7 +136,10 @@ fn main() {
                 ])
                 .output()
                 .unwrap();
-            String::from_utf8_lossy(&output.stdout).trim().parse::<u64>().unwrap()
+            String::from_utf8_lossy(&output.stdout)
+                .trim()
+                .parse::<u64>()
+                .unwrap()
         };
         let before = commits();
         for n in 0..MISSES {

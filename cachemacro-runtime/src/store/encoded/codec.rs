@@ -123,14 +123,6 @@ pub(crate) fn decode_value<C: Codec, V: DeserializeOwned>(
     }
 }
 
-/// [`decode_value`] of a lookup that may have found nothing.
-pub(crate) fn decode_found<C: Codec, V: DeserializeOwned>(
-    codec: &C,
-    bytes: Option<Vec<u8>>,
-) -> Result<Option<V>, StoreError> {
-    bytes.map(|bytes| decode_value(codec, &bytes)).transpose()
-}
-
 /// Whether `V` is read from an integer (so digits that do not fit it are corrupt rather
 /// than something for the codec to try).
 fn is_integer_type<V: DeserializeOwned>() -> bool {

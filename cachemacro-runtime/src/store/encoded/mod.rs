@@ -43,6 +43,9 @@ pub struct EncodedStore<B, C = MessagePack> {
     breakers: Arc<Breakers>,
 }
 
+/// A value read with its compare-and-set token.
+type Versioned<V> = (V, CasToken);
+
 /// An operation, and how to read its reply into the typed answer: built once for each
 /// `CacheApi` call and run by either mode.
 struct Call<Read> {
@@ -309,7 +312,7 @@ impl<B: Backend, C: Codec> EncodedStore<B, C> {
     fn gets_call<K: Serialize, V: DeserializeOwned>(
         &self,
         key: &K,
-    ) -> Call<impl FnOnce(Reply) -> Result<Option<(V, CasToken)>, StoreError> + '_> {
+    ) -> Call<impl FnOnce(Reply) -> Result<Option<Versioned<V>>, StoreError> + '_> {
         Call {
             op: self.key(key).map(|key| Op::Gets { key }),
             read: |reply| {
