@@ -574,7 +574,9 @@ async fn disk_store_async_calls_do_not_block_the_executor() {
     let mut commits = 0;
     let mut round = 0u32;
     while commits < COMMITS || started.elapsed() < WRITE_PHASE {
-        let entries = (0..4).map(|n| (round * 4 + n, format!("value {n}"))).collect();
+        let entries = (0..4)
+            .map(|n| (round * 4 + n, format!("value {n}")))
+            .collect();
         store.set_many_async(entries, None).await.unwrap();
         CacheApi::<u32, i64>::incr_async(&store, &u32::MAX, 1)
             .await
@@ -608,5 +610,8 @@ async fn disk_store_async_calls_do_not_block_the_executor() {
         commits += 1;
     }
     let ticked = ticks.load(Ordering::SeqCst) - before;
-    assert_eq!(ticked, 0, "nothing else runs while the executor thread blocks");
+    assert_eq!(
+        ticked, 0,
+        "nothing else runs while the executor thread blocks"
+    );
 }
