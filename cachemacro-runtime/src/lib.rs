@@ -54,6 +54,8 @@ pub mod backend {
     pub use crate::store::{
         namespace_of, on_blocking_pool, split_key, Backend, Op, OwnRuntime, Reply, ServerOptions,
     };
+    #[cfg(feature = "disk")]
+    pub use crate::store::{Disk, DiskOptions};
     #[cfg(feature = "redis")]
     pub use crate::store::{Redis, RedisOptions};
 }

@@ -7,7 +7,7 @@
 //! `#[memoize(store = ...)]`.
 
 pub(crate) mod api;
-#[cfg(feature = "serde")]
+#[cfg(any(feature = "memcached", feature = "postgres"))]
 mod codec;
 #[cfg(feature = "disk")]
 mod disk;
@@ -24,14 +24,14 @@ pub(crate) mod redis;
 pub mod sql;
 
 #[cfg(feature = "disk")]
-pub use self::disk::{DiskStore, DiskStoreBuilder};
+pub use self::disk::{Disk, DiskOptions, DiskStore, DiskStoreBuilder};
 #[cfg(feature = "memcached")]
 pub use self::memcached::{MemcachedStore, MemcachedStoreBuilder};
 #[cfg(feature = "redis")]
 pub use self::redis::{Redis, RedisOptions, RedisStore, RedisStoreBuilder};
 #[cfg(feature = "postgres")]
 pub use self::sql::{SqlStore, SqlStoreBuilder};
-#[cfg(feature = "serde")]
+#[cfg(any(feature = "memcached", feature = "postgres"))]
 pub(crate) use api::CasTokenRepr;
 pub use api::{CacheApi, CasToken};
 #[cfg(feature = "serde")]
