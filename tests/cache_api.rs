@@ -27,6 +27,7 @@ fn memcached_client(server: &MemcachedServer) -> MemcachedStore {
         .namespace("api")
         .operation_timeout(Duration::from_secs(2))
         .build()
+        .unwrap()
 }
 
 /// Runs `per_thread` on `THREADS` threads released together, each with its own client
@@ -220,6 +221,7 @@ fn memcached_versions_move_entries_out_of_sight() {
             .version(version)
             .version_refresh(Duration::ZERO)
             .build()
+            .unwrap()
     });
 }
 

@@ -19,6 +19,7 @@ fn pool() -> MemcachedStore {
         .prefix("tests")
         .retry_after(Duration::from_secs(30))
         .build()
+        .unwrap()
 }
 
 static CALLS: AtomicUsize = AtomicUsize::new(0);
@@ -51,7 +52,8 @@ fn keys_spread_over_the_servers_and_a_dead_one_only_costs_recomputation() {
     let probe = MemcachedStore::builder(SERVERS.get().unwrap().clone())
         .namespace("books")
         .prefix("tests")
-        .build();
+        .build()
+        .unwrap();
     let mut per_server: HashMap<String, usize> = HashMap::new();
     for id in 0..30_000u32 {
         *per_server
@@ -77,7 +79,8 @@ fn keys_spread_over_the_servers_and_a_dead_one_only_costs_recomputation() {
     let probe_after = MemcachedStore::builder(SERVERS.get().unwrap().clone())
         .namespace("books")
         .prefix("tests")
-        .build();
+        .build()
+        .unwrap();
     let stale: Option<String> = probe_after.get(&(2u32,)).unwrap_or(None);
     assert_eq!(stale, None, "a fresh client sees the new version too");
     // Fill the cache again for the outage below.
@@ -112,7 +115,8 @@ fn batched_writes_span_servers_and_batches_and_read_back_exactly() {
     let store = MemcachedStore::builder(servers.iter().map(MemcachedServer::address))
         .namespace("batched")
         .operation_timeout(Duration::from_secs(2))
-        .build();
+        .build()
+        .unwrap();
     let key = |n: u32| {
         if n.is_multiple_of(100) {
             format!("{n} {}", "long key with spaces ".repeat(20))

@@ -14,9 +14,7 @@ mod disk;
 #[cfg(feature = "serde")]
 pub(crate) mod encoded;
 #[cfg(feature = "memcached")]
-mod ketama;
-#[cfg(feature = "memcached")]
-mod memcached;
+pub(crate) mod memcached;
 mod memory;
 mod memory_api;
 #[cfg(feature = "redis")]
@@ -27,12 +25,12 @@ pub mod sql;
 #[cfg(feature = "disk")]
 pub use self::disk::{DiskStore, DiskStoreBuilder};
 #[cfg(feature = "memcached")]
-pub use self::memcached::{MemcachedStore, MemcachedStoreBuilder};
+pub use self::memcached::{Memcached, MemcachedOptions, MemcachedStore, MemcachedStoreBuilder};
 #[cfg(feature = "redis")]
 pub use self::redis::{Redis, RedisOptions, RedisStore, RedisStoreBuilder};
 #[cfg(feature = "postgres")]
 pub use self::sql::{SqlStore, SqlStoreBuilder};
-#[cfg(feature = "serde")]
+#[cfg(any(feature = "disk", feature = "postgres"))]
 pub(crate) use api::CasTokenRepr;
 pub use api::{CacheApi, CasToken};
 #[cfg(feature = "serde")]

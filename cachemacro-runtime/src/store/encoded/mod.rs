@@ -25,7 +25,6 @@ use serde::Serialize;
 
 use self::backend::{Backend, Op, Reply};
 use self::breaker::{Admission, Breakers};
-use self::builder::StoreBuilder;
 use self::codec::{decode_value, encode_value, Codec, MessagePack};
 use self::key_space::KeySpace;
 use crate::{CacheApi, CasToken, Store, StoreError, StoreStats};
@@ -33,7 +32,7 @@ use crate::{CacheApi, CasToken, Store, StoreError, StoreStats};
 /// A [`Store`] and [`CacheApi`] over a byte-level [`Backend`], with values encoded by a
 /// [`Codec`]. `RedisStore`, `MemcachedStore`, `DiskStore` and `SqlStore` are this type
 /// over the crate's backends; wrap a backend of your own with
-/// [`StoreBuilder::over`] (see [`Backend`] for a complete example).
+/// [`StoreBuilder::over`](builder::StoreBuilder::over) (see [`Backend`] for a complete example).
 ///
 /// Clones share the backend, its connections and its fail-fast state.
 pub struct EncodedStore<B, C = MessagePack> {
@@ -122,7 +121,7 @@ impl<B: Backend, C: Codec> EncodedStore<B, C> {
     /// down fails the call at once.
     fn admit(&self, op: &Op) -> Result<Vec<(usize, Admission)>, StoreError> {
         let mut servers: Vec<usize> = match op {
-            Op::Clear { .. } => (0..self.backend.servers()).collect(),
+            Op::Clear { namespace } => self.backend.clear_route(namespace),
             _ => op
                 .keys()
                 .into_iter()
@@ -307,6 +306,8 @@ impl<B: Backend, C: Codec> EncodedStore<B, C> {
         }
     }
 
+    // A reader's type is written out, as in every other call; an alias would hide it.
+    #[allow(clippy::type_complexity)]
     fn gets_call<K: Serialize, V: DeserializeOwned>(
         &self,
         key: &K,
