@@ -144,7 +144,7 @@ pub enum Reply {
 /// [`execute_async`](Backend::execute_async) moves it to tokio's blocking pool, so async
 /// callers never block their executor. A backend with a native async client implements
 /// both, the blocking one through a runtime of its own if it has no blocking client
-/// ([`OwnRuntime`](super::OwnRuntime)).
+/// ([`OwnRuntime`](super::bridge::OwnRuntime)).
 ///
 /// [`EncodedStore`](super::EncodedStore) turns any backend into a typed [`Store`] and
 /// [`CacheApi`] with every call in both modes:

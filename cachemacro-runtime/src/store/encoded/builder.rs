@@ -135,12 +135,18 @@ impl<O, C: Codec> StoreBuilder<O, C> {
     /// How values are written (default [`MessagePack`]); keys are always MessagePack.
     ///
     /// ```
-    /// use cachemacro_runtime::{MessagePack, RedisStore};
+    /// use cachemacro_runtime::backend::{Backend, Op, Reply};
+    /// use cachemacro_runtime::{EncodedStore, MessagePack, StoreBuilder, StoreError};
+    /// # #[derive(Clone)] struct Nowhere;
+    /// # impl Backend for Nowhere {
+    /// #     fn execute(&self, op: Op) -> Result<Reply, StoreError> { Err(StoreError::Unsupported(op.name())) }
+    /// # }
     ///
-    /// let store: RedisStore<MessagePack> = RedisStore::builder("redis://127.0.0.1:6379/")
-    ///     .codec(MessagePack)
-    ///     .build()?;
-    /// # Ok::<(), cachemacro_runtime::StoreError>(())
+    /// // Any store's builder takes it: `RedisStore::builder(..).codec(..)` alike.
+    /// let store: EncodedStore<Nowhere, MessagePack> =
+    ///     StoreBuilder::over(Nowhere).codec(MessagePack).build()?;
+    /// # let _ = store;
+    /// # Ok::<(), StoreError>(())
     /// ```
     pub fn codec<D: Codec>(self, codec: D) -> StoreBuilder<O, D> {
         StoreBuilder {
