@@ -56,6 +56,8 @@ pub mod backend {
     };
     #[cfg(feature = "disk")]
     pub use crate::store::{Disk, DiskOptions};
+    #[cfg(feature = "memcached")]
+    pub use crate::store::{Memcached, MemcachedOptions};
     #[cfg(feature = "redis")]
     pub use crate::store::{Redis, RedisOptions};
 }

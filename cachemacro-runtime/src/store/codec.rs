@@ -1,7 +1,8 @@
 //! Key and value encoding for the stores that are not yet backends of
 //! [`EncodedStore`](super::encoded::EncodedStore).
 
-#![allow(dead_code)]
+// Features whose stores are all ported use none of it.
+#![allow(dead_code, unused_imports, unused_macros)]
 
 use serde::Serialize;
 

@@ -7,16 +7,14 @@
 //! `#[memoize(store = ...)]`.
 
 pub(crate) mod api;
-#[cfg(any(feature = "memcached", feature = "postgres"))]
+#[cfg(feature = "postgres")]
 mod codec;
 #[cfg(feature = "disk")]
 mod disk;
 #[cfg(feature = "serde")]
 pub(crate) mod encoded;
 #[cfg(feature = "memcached")]
-mod ketama;
-#[cfg(feature = "memcached")]
-mod memcached;
+pub(crate) mod memcached;
 mod memory;
 #[cfg(feature = "redis")]
 pub(crate) mod redis;
@@ -26,12 +24,12 @@ pub mod sql;
 #[cfg(feature = "disk")]
 pub use self::disk::{Disk, DiskOptions, DiskStore, DiskStoreBuilder};
 #[cfg(feature = "memcached")]
-pub use self::memcached::{MemcachedStore, MemcachedStoreBuilder};
+pub use self::memcached::{Memcached, MemcachedOptions, MemcachedStore, MemcachedStoreBuilder};
 #[cfg(feature = "redis")]
 pub use self::redis::{Redis, RedisOptions, RedisStore, RedisStoreBuilder};
 #[cfg(feature = "postgres")]
 pub use self::sql::{SqlStore, SqlStoreBuilder};
-#[cfg(any(feature = "memcached", feature = "postgres"))]
+#[cfg(feature = "postgres")]
 pub(crate) use api::CasTokenRepr;
 pub use api::{CacheApi, CasToken};
 #[cfg(feature = "serde")]

@@ -95,8 +95,8 @@ impl Op {
         }
     }
 
-    /// The keys the operation reads or writes; empty for [`Op::Clear`], which reaches every
-    /// server.
+    /// The keys the operation reads or writes; empty for [`Op::Clear`], which reaches the
+    /// servers of [`Backend::clear_route`].
     pub fn keys(&self) -> Vec<&[u8]> {
         match self {
             Op::Get { key }
@@ -202,6 +202,15 @@ pub trait Backend: Clone + Send + Sync + 'static {
     fn route(&self, key: &[u8]) -> usize {
         let _ = key;
         0
+    }
+
+    /// The servers (`0..servers()`) that [`Op::Clear`] of `namespace` reaches: every one
+    /// by default; a backend that clears a namespace on one server (memcached bumps a
+    /// version counter that lives on one of them) names it, so that the other servers'
+    /// health neither fails the call nor is blamed for it. Must not do I/O.
+    fn clear_route(&self, namespace: &[u8]) -> Vec<usize> {
+        let _ = namespace;
+        (0..self.servers()).collect()
     }
 
     /// A short description of server `server`, for logs (`127.0.0.1:6379`).

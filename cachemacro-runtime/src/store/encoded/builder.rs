@@ -137,11 +137,12 @@ impl<O, C: Codec> StoreBuilder<O, C> {
     /// ```
     /// use cachemacro_runtime::backend::{Backend, Op, Reply};
     /// use cachemacro_runtime::{EncodedStore, MessagePack, StoreBuilder, StoreError};
-    ///
     /// # #[derive(Clone)] struct Nowhere;
     /// # impl Backend for Nowhere {
     /// #     fn execute(&self, op: Op) -> Result<Reply, StoreError> { Err(StoreError::Unsupported(op.name())) }
     /// # }
+    ///
+    /// // Any store's builder takes it: `RedisStore::builder(..).codec(..)` alike.
     /// let store: EncodedStore<Nowhere, MessagePack> =
     ///     StoreBuilder::over(Nowhere).codec(MessagePack).build()?;
     /// # let _ = store;

@@ -124,7 +124,7 @@ impl<B: Backend, C: Codec> EncodedStore<B, C> {
     /// down fails the call at once.
     fn admit(&self, op: &Op) -> Result<Vec<(usize, Admission)>, StoreError> {
         let mut servers: Vec<usize> = match op {
-            Op::Clear { .. } => (0..self.backend.servers()).collect(),
+            Op::Clear { namespace } => self.backend.clear_route(namespace),
             _ => op
                 .keys()
                 .into_iter()
@@ -309,6 +309,8 @@ impl<B: Backend, C: Codec> EncodedStore<B, C> {
         }
     }
 
+    // A reader's type is written out, as in every other call; an alias would hide it.
+    #[allow(clippy::type_complexity)]
     fn gets_call<K: Serialize, V: DeserializeOwned>(
         &self,
         key: &K,
