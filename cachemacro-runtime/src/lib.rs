@@ -54,6 +54,8 @@ pub mod backend {
     pub use crate::store::{
         namespace_of, on_blocking_pool, split_key, Backend, Op, OwnRuntime, Reply, ServerOptions,
     };
+    #[cfg(feature = "postgres")]
+    pub use crate::store::{Postgres, SqlOptions};
     #[cfg(feature = "redis")]
     pub use crate::store::{Redis, RedisOptions};
 }

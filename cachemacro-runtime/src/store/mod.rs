@@ -7,7 +7,7 @@
 //! `#[memoize(store = ...)]`.
 
 pub(crate) mod api;
-#[cfg(feature = "serde")]
+#[cfg(any(feature = "disk", feature = "memcached"))]
 mod codec;
 #[cfg(feature = "disk")]
 mod disk;
@@ -31,8 +31,8 @@ pub use self::memcached::{MemcachedStore, MemcachedStoreBuilder};
 #[cfg(feature = "redis")]
 pub use self::redis::{Redis, RedisOptions, RedisStore, RedisStoreBuilder};
 #[cfg(feature = "postgres")]
-pub use self::sql::{SqlStore, SqlStoreBuilder};
-#[cfg(feature = "serde")]
+pub use self::sql::{Postgres, SqlOptions, SqlStore, SqlStoreBuilder};
+#[cfg(any(feature = "disk", feature = "memcached"))]
 pub(crate) use api::CasTokenRepr;
 pub use api::{CacheApi, CasToken};
 #[cfg(feature = "serde")]
