@@ -1021,3 +1021,37 @@ fn while_the_server_is_down_callers_compute_and_only_one_probe_per_retry_after_r
         "no new errors once back"
     );
 }
+
+/// `incr_existing` locks the row, then writes what fits: concurrent callers queue on the
+/// lock and each counts from the value the previous one wrote.
+#[test]
+fn incr_existing_from_8_threads_is_exact() {
+    let server = PostgresServer::start();
+    let store = Arc::new(
+        builder(&server.url())
+            .namespace("existing_race")
+            .build()
+            .unwrap(),
+    );
+    CacheApi::<&str, i64>::incr(&*store, &"hits", 0).unwrap();
+    let barrier = Arc::new(Barrier::new(8));
+    let threads: Vec<_> = (0..8)
+        .map(|_| {
+            let (store, barrier) = (Arc::clone(&store), Arc::clone(&barrier));
+            thread::spawn(move || {
+                barrier.wait();
+                for _ in 0..500 {
+                    let counted = CacheApi::<&str, i64>::incr_existing(&*store, &"hits", 1);
+                    assert!(counted.unwrap().is_some());
+                }
+            })
+        })
+        .collect();
+    for thread in threads {
+        thread.join().unwrap();
+    }
+    assert_eq!(
+        Store::<&str, i64>::get(&*store, &"hits").unwrap(),
+        Some(4_000)
+    );
+}
