@@ -58,6 +58,8 @@ pub mod backend {
     pub use crate::store::{Disk, DiskOptions};
     #[cfg(feature = "memcached")]
     pub use crate::store::{Memcached, MemcachedOptions};
+    #[cfg(feature = "postgres")]
+    pub use crate::store::{Postgres, SqlOptions};
     #[cfg(feature = "redis")]
     pub use crate::store::{Redis, RedisOptions};
 }

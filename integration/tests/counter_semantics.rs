@@ -3,10 +3,15 @@
 //! memcached, the disk store and PostgreSQL. Counters are signed 64-bit integers; an
 //! overflow is `StoreError::Overflow` and leaves the counter as it was.
 
-#![cfg(all(feature = "redis", feature = "memcached", feature = "disk", feature = "postgres"))]
+#![cfg(all(
+    feature = "redis",
+    feature = "memcached",
+    feature = "disk",
+    feature = "postgres"
+))]
 
 use cachemacro_runtime::{
-    CacheApi, DiskStore, MemcachedStore, MemoryStore, RedisStore, SqlStore, Store, StoreError,
+    CacheApi, DiskStore, MemcachedStore, MemoryStore, RedisStore, SqlStore, StoreError,
 };
 use cachemacro_test_support::postgres::PostgresServer;
 use cachemacro_test_support::{MemcachedServer, RedisServer};
@@ -80,12 +85,18 @@ fn every_store_counts_the_same_way() {
     let _ = std::fs::remove_dir_all(&disk_dir);
 
     let memory: MemoryStore<String, i64> = MemoryStore::new();
-    let redis = RedisStore::builder(redis_server.url()).namespace("counters").build().unwrap();
+    let redis = RedisStore::builder(redis_server.url())
+        .namespace("counters")
+        .build()
+        .unwrap();
     let memcached = MemcachedStore::builder([memcached_server.address()])
         .namespace("counters")
         .build()
         .unwrap();
-    let disk = DiskStore::builder(&disk_dir).namespace("counters").build().unwrap();
+    let disk = DiskStore::builder(&disk_dir)
+        .namespace("counters")
+        .build()
+        .unwrap();
     let sql = SqlStore::builder(postgres_server.url())
         .namespace("counters")
         .operation_timeout(std::time::Duration::from_secs(5))

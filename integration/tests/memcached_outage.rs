@@ -5,7 +5,6 @@
 
 #![cfg(feature = "memcached")]
 
-
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Barrier, OnceLock};
 use std::thread;

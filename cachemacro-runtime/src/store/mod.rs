@@ -7,8 +7,6 @@
 //! `#[memoize(store = ...)]`.
 
 pub(crate) mod api;
-#[cfg(feature = "postgres")]
-mod codec;
 #[cfg(feature = "disk")]
 mod disk;
 #[cfg(feature = "serde")]
@@ -28,9 +26,7 @@ pub use self::memcached::{Memcached, MemcachedOptions, MemcachedStore, Memcached
 #[cfg(feature = "redis")]
 pub use self::redis::{Redis, RedisOptions, RedisStore, RedisStoreBuilder};
 #[cfg(feature = "postgres")]
-pub use self::sql::{SqlStore, SqlStoreBuilder};
-#[cfg(feature = "postgres")]
-pub(crate) use api::CasTokenRepr;
+pub use self::sql::{Postgres, SqlOptions, SqlStore, SqlStoreBuilder};
 pub use api::{CacheApi, CasToken};
 #[cfg(feature = "serde")]
 pub use encoded::backend::{namespace_of, split_key, Backend, Op, Reply};
