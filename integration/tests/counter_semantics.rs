@@ -98,6 +98,7 @@ fn every_store_counts_the_same_way() {
         .build()
         .unwrap();
     let sql = SqlStore::builder(postgres_server.url())
+        .create_table(true)
         .namespace("counters")
         .operation_timeout(std::time::Duration::from_secs(5))
         .build()
