@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Regenerates cachemacro-runtime/src/store/ketama_vectors.txt with a reference client.
+"""Regenerates cachemacro-runtime/src/store/memcached/ketama_vectors.txt with a reference client.
 
 libmemcached (through pylibmc, behaviour `ketama_weighted`) stores 300 keys on three
 real memcached servers; asking each server which keys it holds gives the reference

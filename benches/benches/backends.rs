@@ -67,6 +67,7 @@ fn memcached_pool() -> MemcachedStore {
         .prefix(PREFIX)
         .operation_timeout(OPERATION_TIMEOUT)
         .build()
+        .expect("at least one server")
 }
 
 /// About five short strings, the value of every benchmark.
@@ -289,7 +290,8 @@ fn memcached_benches(c: &mut Criterion) {
         .prefix(PREFIX)
         .namespace(MEMCACHED_HIT_NAME)
         .operation_timeout(OPERATION_TIMEOUT)
-        .build();
+        .build()
+        .expect("at least one server");
 
     let mut group = c.benchmark_group("memcached_hit");
     group.bench_function("memoized", |b| {
@@ -336,7 +338,8 @@ fn memcached_benches(c: &mut Criterion) {
         .prefix(PREFIX)
         .namespace("many")
         .operation_timeout(OPERATION_TIMEOUT)
-        .build();
+        .build()
+        .expect("at least one server");
     batched_vs_sequential(c, "memcached_batch_100", &store);
     drop(server);
 }

@@ -52,6 +52,7 @@ fn memcached_pool() -> MemcachedStore {
         .prefix(PREFIX)
         .operation_timeout(TIMEOUT)
         .build()
+        .expect("at least one server")
 }
 
 #[memoize(name = "redis", store = redis_store())]

@@ -37,11 +37,32 @@ pub mod page;
 mod single_flight;
 mod slot;
 mod stats;
-pub mod store;
+mod store;
 
 #[doc(hidden)]
 #[path = "private.rs"]
 pub mod __private;
+
+/// What it takes to put a cache on a storage engine of your own: a byte-level [`Backend`]
+/// (keys and values arrive encoded), wrapped by [`EncodedStore`] into a typed [`Store`] and
+/// [`CacheApi`]; and the crate's own backends, which name the stores' type parameters
+/// (`RedisStore` is `EncodedStore<backend::Redis>`).
+///
+/// [`Backend`]: backend::Backend
+#[cfg(feature = "serde")]
+pub mod backend {
+    pub use crate::store::{
+        namespace_of, on_blocking_pool, split_key, Backend, Op, OwnRuntime, Reply, ServerOptions,
+    };
+    #[cfg(feature = "disk")]
+    pub use crate::store::{Disk, DiskOptions};
+    #[cfg(feature = "memcached")]
+    pub use crate::store::{Memcached, MemcachedOptions};
+    #[cfg(feature = "postgres")]
+    pub use crate::store::{Postgres, SqlOptions};
+    #[cfg(feature = "redis")]
+    pub use crate::store::{Redis, RedisOptions};
+}
 
 pub use key::KeyRef;
 pub use stats::CacheStats;
@@ -52,7 +73,7 @@ pub use store::{
     StoreStats,
 };
 #[cfg(feature = "serde")]
-pub use store::{Codec, MessagePack};
+pub use store::{Codec, EncodedStore, MessagePack, StoreBuilder};
 #[cfg(feature = "disk")]
 pub use store::{DiskStore, DiskStoreBuilder};
 #[cfg(feature = "memcached")]

@@ -26,6 +26,7 @@ fn memcached_client(server: &MemcachedServer) -> MemcachedStore {
         .namespace("api")
         .operation_timeout(Duration::from_secs(2))
         .build()
+        .unwrap()
 }
 
 /// Runs `per_thread` on `THREADS` threads released together, each with its own client
@@ -219,6 +220,7 @@ fn memcached_versions_move_entries_out_of_sight() {
             .version(version)
             .version_refresh(Duration::ZERO)
             .build()
+            .unwrap()
     });
 }
 

@@ -205,7 +205,7 @@ fn ttl_keeps_running_while_the_store_is_closed() {
 fn default_ttl_applies_to_entries_written_without_one() {
     let dir = TempDir::new("default-ttl");
     let store = DiskStore::builder(dir.path())
-        .default_ttl(Duration::from_millis(200))
+        .ttl(Duration::from_millis(200))
         .build()
         .unwrap();
     store.insert(1u32, 1u32, None).unwrap();
@@ -337,7 +337,7 @@ fn add_touch_batches_and_clear_of_one_namespace() {
         .namespace("books")
         .build()
         .unwrap();
-    let authors = books.namespaced("authors");
+    let authors = books.in_namespace("authors");
 
     assert!(books.add(1u32, "Dune".to_owned(), None).unwrap());
     assert!(!books.add(1u32, "Emma".to_owned(), None).unwrap());
@@ -401,7 +401,7 @@ fn decoded(n: u32) -> (u32, String) {
 fn bytes_of_another_type_are_a_miss_that_gets_overwritten() {
     assert_eq!(decoded(7), (7, "7".to_owned()));
     // The same key written as another type, as an older build of the program would.
-    let raw = corrupt_store().namespaced("corrupt");
+    let raw = corrupt_store().in_namespace("corrupt");
     raw.insert((7u32,), vec![true, false], None).unwrap();
     let read: Result<Option<(u32, String)>, _> = raw.get(&(7u32,));
     assert!(matches!(read, Err(StoreError::Corrupt(_))), "{read:?}");
@@ -532,5 +532,86 @@ fn incr_existing_never_creates() {
     assert_eq!(
         CacheApi::<&str, i64>::incr_existing(&store, &"hits", -3).unwrap(),
         Some(12)
+    );
+}
+
+// --- async calls never block the executor ----------------------------------------------
+
+/// Counts the ticks of a 1 ms interval on the caller's runtime. Missed ticks are skipped,
+/// not fired in a burst afterwards, so a stalled executor shows as a standstill.
+fn ticker() -> Arc<AtomicUsize> {
+    let ticks = Arc::new(AtomicUsize::new(0));
+    let counted = Arc::clone(&ticks);
+    tokio::spawn(async move {
+        let mut interval = tokio::time::interval(Duration::from_millis(1));
+        interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+        loop {
+            interval.tick().await;
+            counted.fetch_add(1, Ordering::SeqCst);
+        }
+    });
+    ticks
+}
+
+/// How long each phase keeps committing, at least: long enough for hundreds of ticks
+/// however fast the disk (a tmpfs commits in microseconds).
+const WRITE_PHASE: Duration = Duration::from_millis(300);
+const COMMITS: usize = 50;
+
+#[tokio::test(flavor = "current_thread")]
+async fn disk_store_async_calls_do_not_block_the_executor() {
+    let dir = TempDir::new("executor");
+    let store = DiskStore::builder(dir.path())
+        .namespace("executor")
+        .build()
+        .unwrap();
+    let ticks = ticker();
+    // Let the ticker start before anything is measured.
+    tokio::time::sleep(Duration::from_millis(20)).await;
+
+    // Every call below is one fsync'd commit (fresh keys, so `add` always writes).
+    let (started, before) = (std::time::Instant::now(), ticks.load(Ordering::SeqCst));
+    let mut commits = 0;
+    let mut round = 0u32;
+    while commits < COMMITS || started.elapsed() < WRITE_PHASE {
+        let entries = (0..4)
+            .map(|n| (round * 4 + n, format!("value {n}")))
+            .collect();
+        store.set_many_async(entries, None).await.unwrap();
+        CacheApi::<u32, i64>::incr_async(&store, &u32::MAX, 1)
+            .await
+            .unwrap();
+        assert!(store
+            .add_async(1_000_000 + round, "added".to_owned(), None)
+            .await
+            .unwrap());
+        commits += 3;
+        round += 1;
+    }
+    let (elapsed, ticked) = (started.elapsed(), ticks.load(Ordering::SeqCst) - before);
+    assert_eq!(
+        store.get_async(&u32::MAX).await.unwrap(),
+        Some(i64::from(round))
+    );
+    // Unblocked, the ticker ticks about once a millisecond (~300 here); a tenth of that
+    // allows for a slow shared machine. A blocked executor gives 0.
+    let floor = WRITE_PHASE.as_millis() as usize / 10;
+    assert!(
+        ticked >= floor,
+        "the ticker ticked {ticked} times during {commits} commits in {elapsed:?}"
+    );
+
+    // The control: the same commits through the blocking calls, made on the executor
+    // thread, stop the ticker dead. This is what the assertion above tells apart.
+    let (started, before) = (std::time::Instant::now(), ticks.load(Ordering::SeqCst));
+    let mut commits = 0;
+    while commits < COMMITS || started.elapsed() < WRITE_PHASE {
+        CacheApi::<u32, i64>::incr(&store, &u32::MAX, 1).unwrap();
+        commits += 1;
+    }
+    let ticked = ticks.load(Ordering::SeqCst) - before;
+    assert_eq!(
+        ticked, 0,
+        "nothing else runs while the executor thread blocks"
     );
 }

@@ -17,6 +17,7 @@ fn pool() -> MemcachedStore {
         .prefix("tests")
         .retry_after(Duration::from_secs(30))
         .build()
+        .unwrap()
 }
 
 static CALLS: AtomicUsize = AtomicUsize::new(0);
@@ -49,7 +50,8 @@ fn keys_spread_over_the_servers_and_a_dead_one_only_costs_recomputation() {
     let probe = MemcachedStore::builder(SERVERS.get().unwrap().clone())
         .namespace("books")
         .prefix("tests")
-        .build();
+        .build()
+        .unwrap();
     let mut per_server: HashMap<String, usize> = HashMap::new();
     for id in 0..30_000u32 {
         *per_server
@@ -75,7 +77,8 @@ fn keys_spread_over_the_servers_and_a_dead_one_only_costs_recomputation() {
     let probe_after = MemcachedStore::builder(SERVERS.get().unwrap().clone())
         .namespace("books")
         .prefix("tests")
-        .build();
+        .build()
+        .unwrap();
     let stale: Option<String> = probe_after.get(&(2u32,)).unwrap_or(None);
     assert_eq!(stale, None, "a fresh client sees the new version too");
     // Fill the cache again for the outage below.
@@ -110,7 +113,8 @@ fn batched_writes_span_servers_and_batches_and_read_back_exactly() {
     let store = MemcachedStore::builder(servers.iter().map(MemcachedServer::address))
         .namespace("batched")
         .operation_timeout(Duration::from_secs(2))
-        .build();
+        .build()
+        .unwrap();
     let key = |n: u32| {
         if n.is_multiple_of(100) {
             format!("{n} {}", "long key with spaces ".repeat(20))
@@ -165,4 +169,77 @@ fn batched_writes_span_servers_and_batches_and_read_back_exactly() {
     drop(servers);
     let entries = (0..10).map(|n| (key(n), value(n))).collect();
     assert!(store.set_many(entries, None).is_err());
+}
+
+/// Memcached's own counters are unsigned: `decr` stops at 0, `incr` wraps past
+/// `u64::MAX`, and a negative number is not a counter to it. The store's are signed
+/// 64-bit, as on every other store.
+#[test]
+fn counters_are_signed_and_never_clamp_or_wrap() {
+    use cachemacro_runtime::{CacheApi, StoreError};
+
+    let server = MemcachedServer::start();
+    let store = MemcachedStore::builder([server.address()])
+        .namespace("counters")
+        .operation_timeout(Duration::from_secs(2))
+        .build()
+        .unwrap();
+    let incr =
+        |key: &str, delta: i64| CacheApi::<String, i64>::incr(&store, &key.to_owned(), delta);
+    let get = |key: &str| Store::<String, i64>::get(&store, &key.to_owned()).unwrap();
+    let insert = |key: &str, value: i64, ttl: Option<Duration>| {
+        Store::<String, i64>::insert(&store, key.to_owned(), value, ttl).unwrap()
+    };
+
+    // Below zero and back, and a counter created by a decrement.
+    assert_eq!(incr("n", 3).unwrap(), 3);
+    assert_eq!(incr("n", -5).unwrap(), -2);
+    assert_eq!(get("n"), Some(-2));
+    assert_eq!(
+        incr("n", 10).unwrap(),
+        8,
+        "an increment of a negative counter"
+    );
+    assert_eq!(get("n"), Some(8));
+    assert_eq!(incr("m", -4).unwrap(), -4);
+    assert_eq!(
+        CacheApi::<String, i64>::incr_existing(&store, &"m".to_owned(), -1).unwrap(),
+        Some(-5)
+    );
+    assert_eq!(
+        CacheApi::<String, i64>::incr_existing(&store, &"absent".to_owned(), -1).unwrap(),
+        None
+    );
+    assert_eq!(get("absent"), None);
+
+    // Out of i64 either way: an error, and the counter as it was.
+    insert("high", i64::MAX - 1, None);
+    assert_eq!(incr("high", 1).unwrap(), i64::MAX);
+    assert!(matches!(incr("high", 1), Err(StoreError::Overflow)));
+    assert_eq!(get("high"), Some(i64::MAX));
+    insert("low", i64::MIN + 1, None);
+    assert_eq!(incr("low", -1).unwrap(), i64::MIN);
+    assert!(matches!(incr("low", -1), Err(StoreError::Overflow)));
+    assert_eq!(get("low"), Some(i64::MIN));
+    // Taken back after memcached's own `incr` went past i64: still plain decimal text.
+    insert("short", 5, None);
+    assert!(matches!(incr("short", i64::MAX), Err(StoreError::Overflow)));
+    assert_eq!(get("short"), Some(5));
+    assert_eq!(incr("short", 1).unwrap(), 6);
+
+    // A value that is not a counter is corrupt, not an outage: the server stays in use.
+    Store::<String, String>::insert(&store, "text".to_owned(), "ten".to_owned(), None).unwrap();
+    assert!(matches!(incr("text", 1), Err(StoreError::Corrupt(_))));
+    assert!(matches!(incr("text", -1), Err(StoreError::Corrupt(_))));
+    assert_eq!(incr("n", 1).unwrap(), 9);
+
+    // The compare-and-set path keeps the counter's time to live.
+    insert("expiring", 10, Some(Duration::from_secs(2)));
+    assert_eq!(incr("expiring", -1).unwrap(), 9);
+    std::thread::sleep(Duration::from_secs(4));
+    assert_eq!(
+        get("expiring"),
+        None,
+        "the decrement made the counter permanent"
+    );
 }

@@ -16,7 +16,6 @@ use cachemacro_runtime::{cache_page, DiskStore, PageCacheLayer};
 use http_body_util::BodyExt;
 use tower::ServiceExt;
 
-#[cfg(feature = "postgres")]
 /// A directory removed when the test ends.
 struct TempDir(PathBuf);
 

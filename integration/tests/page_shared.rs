@@ -79,6 +79,7 @@ fn memcached_pages(servers: &[String]) -> MemcachedStore {
         .namespace("bookshop")
         .retry_after(Duration::from_millis(100))
         .build()
+        .unwrap()
 }
 
 /// The whole story on two instances over one shared backend.

@@ -213,7 +213,7 @@ fn a_server_that_is_not_there_is_an_error_not_a_panic() {
     assert!(Store::<u32, u32>::get(&store, &1).is_err());
     assert!(Store::<u32, u32>::insert(&store, 1, 1, None).is_err());
     assert!(Store::<u32, u32>::remove(&store, &1).is_err());
-    assert!(RedisStore::open("not a url").is_err());
+    assert!(RedisStore::new("not a url").is_err());
 }
 
 static CLUSTER_URLS: OnceLock<Vec<String>> = OnceLock::new();

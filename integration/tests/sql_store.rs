@@ -331,7 +331,7 @@ fn the_low_level_api_is_exact_and_treats_expired_rows_as_absent() {
     assert!(
         matches!(
             CacheApi::<&str, i64>::incr(&store, &"n", 1),
-            Err(StoreError::Corrupt(_))
+            Err(StoreError::Overflow)
         ),
         "i64::MAX + 1 overflows"
     );
@@ -759,7 +759,7 @@ fn a_server_that_is_not_there_is_an_error_not_a_panic() {
     assert!(CacheApi::<u32, i64>::incr(&store, &1, 1).is_err());
     // Three connect attempts would take 900 ms; the margin is for a loaded machine.
     assert!(started.elapsed() < Duration::from_millis(250));
-    assert!(SqlStore::connect("not a url").is_err());
+    assert!(SqlStore::new("not a url").is_err());
 }
 
 #[test]
@@ -789,6 +789,9 @@ fn a_missing_table_is_reported_and_migrate_creates_it() {
         second.unwrap();
         assert!(sql::migrate_table(&raw.pool, "bad name").await.is_err());
     });
+    // A missing table fails every call alike, so the store skipped the server for
+    // `retry_after` (200 ms) after that first one.
+    thread::sleep(Duration::from_millis(400)); // past retry_after
     store.insert(1u32, 10u32, None).unwrap();
     assert_eq!(store.get(&1u32).unwrap(), Some(10u32));
     assert_eq!(raw.count("SELECT count(*) FROM page_cache"), 1);
@@ -845,5 +848,209 @@ fn incr_existing_never_creates_and_skips_expired_rows() {
     assert_eq!(
         CacheApi::<&str, i64>::incr_existing(&store, &"hits", 1).unwrap(),
         None
+    );
+}
+
+#[test]
+fn an_overflowing_counter_is_overflow_and_stays_as_it_was() {
+    let server = PostgresServer::start();
+    let store = builder(&server.url())
+        .namespace("overflow")
+        .build()
+        .unwrap();
+    let raw = Raw::new(&server);
+    let incr = |key: &str, delta: i64| CacheApi::<&str, i64>::incr(&store, &key, delta);
+    let incr_existing =
+        |key: &str, delta: i64| CacheApi::<&str, i64>::incr_existing(&store, &key, delta);
+
+    assert_eq!(incr("top", i64::MAX).unwrap(), i64::MAX);
+    assert!(matches!(incr("top", 1), Err(StoreError::Overflow)));
+    assert!(matches!(incr_existing("top", 1), Err(StoreError::Overflow)));
+    // Not a fault of the server: the very next call is served, and the counter is intact.
+    assert_eq!(
+        Store::<&str, i64>::get(&store, &"top").unwrap(),
+        Some(i64::MAX)
+    );
+    assert_eq!(incr_existing("top", -1).unwrap(), Some(i64::MAX - 1));
+    assert_eq!(incr("top", 1).unwrap(), i64::MAX);
+
+    assert_eq!(incr("bottom", i64::MIN).unwrap(), i64::MIN);
+    assert!(matches!(
+        CacheApi::<&str, i64>::decr(&store, &"bottom", 1),
+        Err(StoreError::Overflow)
+    ));
+    assert!(matches!(
+        incr_existing("bottom", -1),
+        Err(StoreError::Overflow)
+    ));
+    assert_eq!(
+        Store::<&str, i64>::get(&store, &"bottom").unwrap(),
+        Some(i64::MIN)
+    );
+    assert_eq!(
+        raw.count(
+            "SELECT count(*) FROM cachemacro_cache WHERE value = '-9223372036854775808'::bytea"
+        ),
+        1,
+        "stored as decimal text, unchanged"
+    );
+
+    // Text that is an integer but not a signed 64-bit one is no counter at all.
+    raw.execute("UPDATE cachemacro_cache SET value = '99999999999999999999'::bytea");
+    assert!(matches!(incr("top", 1), Err(StoreError::Corrupt(_))));
+    assert!(matches!(
+        incr_existing("top", 1),
+        Err(StoreError::Corrupt(_))
+    ));
+    assert_eq!(incr("fresh", -5).unwrap(), -5);
+}
+
+static FLAPPING_STORE: OnceLock<SqlStore> = OnceLock::new();
+static FLAPPING_CALLS: AtomicUsize = AtomicUsize::new(0);
+
+/// Shares its fail-fast state (and `server_calls`) with the store in `FLAPPING_STORE`.
+fn flapping_store() -> SqlStore {
+    FLAPPING_STORE
+        .get()
+        .expect("test sets the store first")
+        .clone()
+}
+
+#[memoize(name = "flapping", store = flapping_store())]
+fn through_flapping(n: u32) -> u64 {
+    FLAPPING_CALLS.fetch_add(1, Ordering::SeqCst);
+    u64::from(n) * 7
+}
+
+/// 4 threads calling through a server that stops under them: nobody fails, and while it
+/// is down the store reaches it at most once per `retry_after` (one probe), not once
+/// per call.
+#[test]
+fn while_the_server_is_down_callers_compute_and_only_one_probe_per_retry_after_reaches_it() {
+    const RETRY_AFTER: Duration = Duration::from_millis(500);
+    let mut server = PostgresServer::start();
+    let store = builder(&server.url())
+        .connect_timeout(Duration::from_millis(300))
+        .operation_timeout(Duration::from_secs(2))
+        .retry_after(RETRY_AFTER)
+        .build()
+        .unwrap();
+    FLAPPING_STORE.set(store.clone()).unwrap();
+    for n in 0..8 {
+        assert_eq!(through_flapping(n), u64::from(n) * 7);
+    }
+    assert_eq!(FLAPPING_CALLS.load(Ordering::SeqCst), 8);
+
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let barrier = Arc::new(Barrier::new(5));
+    let threads: Vec<_> = (0..4u32)
+        .map(|thread_id| {
+            let (stop, barrier) = (Arc::clone(&stop), Arc::clone(&barrier));
+            thread::spawn(move || {
+                barrier.wait();
+                let mut calls = 0u32;
+                while !stop.load(Ordering::SeqCst) {
+                    // Cached keys and keys never seen, so both hits and misses go through.
+                    let n = (thread_id * 1_000 + calls) % 16;
+                    assert_eq!(through_flapping(n), u64::from(n) * 7);
+                    calls += 1;
+                }
+                calls
+            })
+        })
+        .collect();
+    barrier.wait();
+    thread::sleep(Duration::from_millis(200)); // the threads hit a live server first
+    server.stop_immediately();
+
+    // Counting starts once the breaker is open: a call that fails without reaching the
+    // server (its count unchanged across it) was skipped.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let before = store.server_calls()[0];
+        let skipped = Store::<(u32,), u64>::get(&store.in_namespace("flapping"), &(1,)).is_err()
+            && store.server_calls()[0] == before;
+        if skipped {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the server was never marked down"
+        );
+        thread::sleep(Duration::from_millis(10));
+    }
+    let (down_calls, down_since) = (store.server_calls()[0], Instant::now());
+    thread::sleep(Duration::from_secs(2));
+    let (up_calls, down_for) = (store.server_calls()[0], down_since.elapsed());
+    let windows = (down_for.as_millis() / RETRY_AFTER.as_millis()) as u64;
+    assert!(
+        up_calls - down_calls <= windows + 1,
+        "{} calls reached the stopped server in {down_for:?} (at most {} allowed)",
+        up_calls - down_calls,
+        windows + 1
+    );
+
+    stop.store(true, Ordering::SeqCst);
+    let calls: u32 = threads.into_iter().map(|t| t.join().unwrap()).sum();
+    assert!(
+        calls > 40,
+        "callers were held up during the outage: {calls} calls"
+    );
+    assert!(through_flapping::stats().errors > 0);
+
+    server.restart();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let before = FLAPPING_CALLS.load(Ordering::SeqCst);
+        assert_eq!(through_flapping(3), 21);
+        if FLAPPING_CALLS.load(Ordering::SeqCst) == before {
+            break; // a hit
+        }
+        assert!(
+            Instant::now() < deadline,
+            "hits did not resume after the restart"
+        );
+        thread::sleep(Duration::from_millis(100));
+    }
+    let errors = through_flapping::stats().errors;
+    assert_eq!(through_flapping(3), 21);
+    assert_eq!(
+        through_flapping::stats().errors,
+        errors,
+        "no new errors once back"
+    );
+}
+
+/// `incr_existing` locks the row, then writes what fits: concurrent callers queue on the
+/// lock and each counts from the value the previous one wrote.
+#[test]
+fn incr_existing_from_8_threads_is_exact() {
+    let server = PostgresServer::start();
+    let store = Arc::new(
+        builder(&server.url())
+            .namespace("existing_race")
+            .build()
+            .unwrap(),
+    );
+    CacheApi::<&str, i64>::incr(&*store, &"hits", 0).unwrap();
+    let barrier = Arc::new(Barrier::new(8));
+    let threads: Vec<_> = (0..8)
+        .map(|_| {
+            let (store, barrier) = (Arc::clone(&store), Arc::clone(&barrier));
+            thread::spawn(move || {
+                barrier.wait();
+                for _ in 0..500 {
+                    let counted = CacheApi::<&str, i64>::incr_existing(&*store, &"hits", 1);
+                    assert!(counted.unwrap().is_some());
+                }
+            })
+        })
+        .collect();
+    for thread in threads {
+        thread.join().unwrap();
+    }
+    assert_eq!(
+        Store::<&str, i64>::get(&*store, &"hits").unwrap(),
+        Some(4_000)
     );
 }

@@ -118,6 +118,28 @@ impl RedisServer {
         }
     }
 
+    /// Stops the process without closing its sockets (`SIGSTOP`): connections are accepted
+    /// by the kernel but nothing answers, as with a stalled or overloaded server, so every
+    /// call waits out its timeout. [`resume`](Self::resume) (or dropping) lets it go on.
+    ///
+    /// ```no_run
+    /// let mut server = cachemacro_test_support::RedisServer::start();
+    /// server.pause();
+    /// server.resume();
+    /// ```
+    pub fn pause(&mut self) {
+        if let Some(process) = &self.process {
+            signal(process.id(), "-STOP");
+        }
+    }
+
+    /// Lets a [`pause`](Self::pause)d server go on.
+    pub fn resume(&mut self) {
+        if let Some(process) = &self.process {
+            signal(process.id(), "-CONT");
+        }
+    }
+
     /// Starts the server again on the same port, empty, and waits until it accepts.
     ///
     /// ```no_run
@@ -301,6 +323,28 @@ impl MemcachedServer {
         format!("127.0.0.1:{}", self.port)
     }
 
+    /// Stops the process without closing its sockets (`SIGSTOP`): connections are accepted
+    /// by the kernel but nothing answers, as with a stalled or overloaded server, so every
+    /// call waits out its timeout. [`resume`](Self::resume) (or dropping) lets it go on.
+    ///
+    /// ```no_run
+    /// let mut server = cachemacro_test_support::MemcachedServer::start();
+    /// server.pause();
+    /// server.resume();
+    /// ```
+    pub fn pause(&mut self) {
+        if let Some(process) = &self.process {
+            signal(process.id(), "-STOP");
+        }
+    }
+
+    /// Lets a [`pause`](Self::pause)d server go on.
+    pub fn resume(&mut self) {
+        if let Some(process) = &self.process {
+            signal(process.id(), "-CONT");
+        }
+    }
+
     /// Kills the server, as a crash or a dead node would, and waits for it to exit.
     ///
     /// ```no_run
@@ -321,6 +365,15 @@ impl Drop for MemcachedServer {
     fn drop(&mut self) {
         self.kill();
     }
+}
+
+/// Sends `signal` (`-STOP`, `-CONT`) to process `pid` with `kill(1)`.
+fn signal(pid: u32, signal: &str) {
+    let status = Command::new("kill")
+        .args([signal, &pid.to_string()])
+        .status()
+        .expect("kill(1) runs");
+    assert!(status.success(), "kill {signal} {pid} failed");
 }
 
 /// A loopback port nothing listens on right now: for a server about to start, or for a

@@ -62,8 +62,8 @@ impl fmt::Debug for CasTokenRepr {
 ///
 /// Every method is one server round trip (batched ones: one per server), and the ones
 /// that must be atomic are atomic on the server, not emulated with a read followed by a
-/// write. The seed article's hit counter, which loses increments when two requests read
-/// 10 and both write 11, is exactly what [`incr`](CacheApi::incr) and the
+/// write. A page's hit counter kept with `get` and `set` loses increments: two requests
+/// read 10 and both write 11. That race is exactly what [`incr`](CacheApi::incr) and the
 /// [`gets`](CacheApi::gets)/[`cas`](CacheApi::cas) retry loop prevent:
 ///
 /// ```
@@ -116,7 +116,7 @@ pub trait CacheApi<K, V>: Store<K, V> {
 
     /// Subtracts `delta`; see [`incr`](CacheApi::incr).
     fn decr(&self, key: &K, delta: i64) -> Result<i64, StoreError> {
-        self.incr(key, -delta)
+        self.incr(key, delta.checked_neg().ok_or(StoreError::Overflow)?)
     }
 
     /// The value under `key` with a token for [`cas`](CacheApi::cas).
@@ -250,8 +250,53 @@ pub trait CacheApi<K, V>: Store<K, V> {
         &self,
         key: &K,
         delta: i64,
-    ) -> impl Future<Output = Result<i64, StoreError>> + Send {
-        self.incr_async(key, -delta)
+    ) -> impl Future<Output = Result<i64, StoreError>> + Send
+    where
+        K: Sync,
+    {
+        let negated = delta.checked_neg().ok_or(StoreError::Overflow);
+        async move { self.incr_async(key, negated?).await }
+    }
+
+    /// Asynchronous [`incr_existing`](CacheApi::incr_existing).
+    fn incr_existing_async(
+        &self,
+        key: &K,
+        delta: i64,
+    ) -> impl Future<Output = Result<Option<i64>, StoreError>> + Send {
+        ready(self.incr_existing(key, delta))
+    }
+
+    /// Asynchronous [`get_or_set`](CacheApi::get_or_set).
+    fn get_or_set_async(
+        &self,
+        key: K,
+        default: impl FnOnce() -> V + Send,
+        ttl: Option<Duration>,
+    ) -> impl Future<Output = Result<V, StoreError>> + Send
+    where
+        K: Clone + Send + Sync,
+        V: Clone + Send,
+    {
+        async move {
+            if let Some(found) = self.get_async(&key).await? {
+                return Ok(found);
+            }
+            let value = default();
+            if self.add_async(key.clone(), value.clone(), ttl).await? {
+                return Ok(value);
+            }
+            Ok(self.get_async(&key).await?.unwrap_or(value))
+        }
+    }
+
+    /// Asynchronous [`incr_version`](CacheApi::incr_version).
+    fn incr_version_async(
+        &self,
+        key: &K,
+        delta: i64,
+    ) -> impl Future<Output = Result<Option<u64>, StoreError>> + Send {
+        ready(self.incr_version(key, delta))
     }
 
     /// Asynchronous [`gets`](CacheApi::gets).

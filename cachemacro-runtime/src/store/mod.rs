@@ -6,34 +6,38 @@
 //! the embedded [`MemoryStore`], a remote server, a file — plugs in through
 //! `#[memoize(store = ...)]`.
 
-mod api;
-#[cfg(feature = "serde")]
-mod codec;
+pub(crate) mod api;
 #[cfg(feature = "disk")]
 mod disk;
+#[cfg(feature = "serde")]
+pub(crate) mod encoded;
 #[cfg(feature = "memcached")]
-mod ketama;
-#[cfg(feature = "memcached")]
-mod memcached;
+pub(crate) mod memcached;
 mod memory;
 #[cfg(feature = "redis")]
-mod redis;
+pub(crate) mod redis;
 #[cfg(feature = "postgres")]
 pub mod sql;
 
 #[cfg(feature = "disk")]
-pub use self::disk::{DiskStore, DiskStoreBuilder};
+pub use self::disk::{Disk, DiskOptions, DiskStore, DiskStoreBuilder};
 #[cfg(feature = "memcached")]
-pub use self::memcached::{MemcachedStore, MemcachedStoreBuilder};
+pub use self::memcached::{Memcached, MemcachedOptions, MemcachedStore, MemcachedStoreBuilder};
 #[cfg(feature = "redis")]
-pub use self::redis::{RedisStore, RedisStoreBuilder};
+pub use self::redis::{Redis, RedisOptions, RedisStore, RedisStoreBuilder};
 #[cfg(feature = "postgres")]
-pub use self::sql::{SqlStore, SqlStoreBuilder};
-#[cfg(feature = "serde")]
-pub(crate) use api::CasTokenRepr;
+pub use self::sql::{Postgres, SqlOptions, SqlStore, SqlStoreBuilder};
 pub use api::{CacheApi, CasToken};
 #[cfg(feature = "serde")]
-pub use codec::{Codec, MessagePack};
+pub use encoded::backend::{namespace_of, split_key, Backend, Op, Reply};
+#[cfg(feature = "serde")]
+pub use encoded::bridge::{on_blocking_pool, OwnRuntime};
+#[cfg(feature = "serde")]
+pub use encoded::builder::{ServerOptions, StoreBuilder};
+#[cfg(feature = "serde")]
+pub use encoded::codec::{Codec, MessagePack};
+#[cfg(feature = "serde")]
+pub use encoded::EncodedStore;
 pub use memory::{MemoryStore, MemoryStoreBuilder, RemovalCause};
 
 use std::future::{ready, Future};
@@ -58,6 +62,10 @@ pub enum StoreError {
     /// Stored bytes could not be turned back into a value (type changed, corrupt data).
     #[error("cached value could not be decoded: {0}")]
     Corrupt(String),
+    /// A counter's new value would not fit a signed 64-bit integer; the stored counter is
+    /// left as it was.
+    #[error("the counter would overflow a signed 64-bit integer")]
+    Overflow,
     /// The store does not offer this operation (the name says which).
     #[error("this store does not support {0}")]
     Unsupported(&'static str),

@@ -81,9 +81,7 @@ where
             })?,
             None => 0,
         };
-        let counted = current
-            .checked_add(delta)
-            .ok_or_else(|| StoreError::Other("counter overflow".into()))?;
+        let counted = current.checked_add(delta).ok_or(StoreError::Overflow)?;
         let value = from_counter(counted).ok_or_else(|| {
             StoreError::Other(format!("counter value {counted} does not fit the value type").into())
         })?;

@@ -1,0 +1,333 @@
+//! The Redis backend: a cache shared by every process that talks to one Redis server or
+//! one Redis Cluster.
+//!
+//! Sync callers use a small pool of blocking connections, async callers one multiplexed
+//! connection that reconnects by itself; both send the same commands
+//! ([`commands::perform`]). `clear` scans this namespace's keys (never `FLUSHDB`, which
+//! would take other applications' keys too).
+
+mod commands;
+mod transport;
+
+use std::fmt;
+use std::sync::Arc;
+
+use redis::cluster::ClusterClientBuilder;
+use redis::ConnectionLike;
+
+use self::transport::{finish_now, to_store_error, Blocking, Connections, Server, Transport};
+use crate::store::encoded::backend::{Backend, Op, Reply};
+use crate::store::encoded::builder::{sealed, NetworkSettings, ServerOptions, StoreBuilder};
+use crate::store::encoded::codec::{Codec, MessagePack};
+use crate::store::encoded::EncodedStore;
+use crate::{CasToken, StoreError};
+
+/// A [`Store`](crate::Store) and [`CacheApi`](crate::CacheApi) on a Redis server or
+/// Redis Cluster, for sync and async memoized functions.
+///
+/// Keys are `<prefix>:<namespace>:<version>:<key as MessagePack>`; values are MessagePack
+/// (or the builder's [`Codec`]), integers decimal text so that `INCRBY` counts them.
+/// After a failed or timed-out call the server is skipped for `retry_after`, so a dead
+/// server costs callers the computation, not a timeout each.
+///
+/// ```no_run
+/// use cachemacro_runtime::{memoize, RedisStore};
+///
+/// fn redis_store() -> RedisStore {
+///     RedisStore::builder("redis://127.0.0.1:6379/")
+///         .prefix("bookshop")
+///         .build()
+///         .expect("a valid Redis URL")
+/// }
+///
+/// #[memoize(ttl = "15m", store = redis_store())]
+/// fn nearby_stores(postcode: &str, radius: u32) -> Vec<String> {
+///     vec![format!("{postcode} within {radius} km")]
+/// }
+///
+/// // Served from Redis by any process using the same prefix, and still computed
+/// // (not failed) when the server is down.
+/// let shops = nearby_stores("EC1A 1BB", 5);
+/// # let _ = shops;
+/// ```
+pub type RedisStore<C = MessagePack> = EncodedStore<Redis, C>;
+
+/// Settings of a [`RedisStore`]; from [`RedisStore::builder`] or [`RedisStore::cluster`].
+///
+/// ```
+/// use std::time::Duration;
+/// use cachemacro_runtime::RedisStore;
+///
+/// let store = RedisStore::builder("redis://127.0.0.1:6379/")
+///     .prefix("bookshop")
+///     .namespace("pages")
+///     .connect_timeout(Duration::from_millis(100))
+///     .operation_timeout(Duration::from_millis(200))
+///     .retry_after(Duration::from_secs(2))
+///     .pool_size(8)
+///     .build();
+/// assert!(store.is_ok()); // nothing is connected until the first call
+/// ```
+pub type RedisStoreBuilder<C = MessagePack> = StoreBuilder<RedisOptions, C>;
+
+/// Where a [`RedisStore`]'s keys live: one server, or a Redis Cluster that shards them by
+/// hash slot. Built by [`RedisStore::builder`] and [`RedisStore::cluster`].
+#[derive(Debug, Clone)]
+pub struct RedisOptions {
+    nodes: Vec<String>,
+    cluster: bool,
+}
+
+impl sealed::Sealed for RedisOptions {}
+impl ServerOptions for RedisOptions {}
+
+/// The Redis [`Backend`] of [`RedisStore`]. Clones share the connections.
+#[derive(Clone)]
+pub struct Redis {
+    connections: Arc<Connections>,
+}
+
+impl RedisStore {
+    /// A store on the server at `url` (`redis://host:port/db`) with default settings;
+    /// nothing is connected until the first call.
+    ///
+    /// ```
+    /// use cachemacro_runtime::RedisStore;
+    ///
+    /// assert!(RedisStore::new("redis://127.0.0.1:6379/").is_ok());
+    /// assert!(RedisStore::new("not a url").is_err());
+    /// ```
+    pub fn new(url: &str) -> Result<RedisStore, StoreError> {
+        RedisStore::builder(url).build()
+    }
+
+    /// Settings for a store on the server at `url`: prefix `cachemacro`, connect timeout
+    /// 50 ms, operation timeout 100 ms, retry after 1 s, up to 4 blocking connections for
+    /// sync callers (async callers share one multiplexed connection).
+    pub fn builder(url: impl Into<String>) -> RedisStoreBuilder {
+        StoreBuilder::with_options(
+            RedisOptions {
+                nodes: vec![url.into()],
+                cluster: false,
+            },
+            NetworkSettings::default(),
+        )
+    }
+
+    /// Settings for a store on a Redis Cluster reached through any of `nodes`
+    /// (`redis://host:port/` each); keys are routed to the node owning their hash slot.
+    ///
+    /// ```
+    /// use cachemacro_runtime::RedisStore;
+    ///
+    /// let store = RedisStore::cluster(["redis://127.0.0.1:7000/", "redis://127.0.0.1:7001/"])
+    ///     .prefix("bookshop")
+    ///     .build();
+    /// assert!(store.is_ok()); // nothing is connected until the first call
+    /// ```
+    pub fn cluster<S: Into<String>>(nodes: impl IntoIterator<Item = S>) -> RedisStoreBuilder {
+        StoreBuilder::with_options(
+            RedisOptions {
+                nodes: nodes.into_iter().map(Into::into).collect(),
+                cluster: true,
+            },
+            NetworkSettings::default(),
+        )
+    }
+}
+
+impl<C: Codec> RedisStoreBuilder<C> {
+    /// The store. Fails only on an invalid URL: nothing is connected until first use.
+    pub fn build(self) -> Result<RedisStore<C>, StoreError> {
+        let client = |url: &str| {
+            redis::Client::open(url).map_err(|error| {
+                StoreError::Unavailable(format!("invalid Redis URL `{url}`: {error}"))
+            })
+        };
+        let network = self.network;
+        let nodes = &self.options.nodes;
+        let server = if self.options.cluster {
+            Server::Cluster {
+                client: ClusterClientBuilder::new(nodes.iter().map(String::as_str))
+                    .connection_timeout(network.connect_timeout)
+                    .response_timeout(network.operation_timeout)
+                    .build()
+                    .map(Box::new)
+                    .map_err(|error| {
+                        StoreError::Unavailable(format!("invalid Redis Cluster nodes: {error}"))
+                    })?,
+                nodes: nodes
+                    .iter()
+                    .map(|url| client(url))
+                    .collect::<Result<_, _>>()?,
+            }
+        } else {
+            Server::Single(client(&nodes[0])?)
+        };
+        let connections = Connections::new(
+            server,
+            network.connect_timeout,
+            network.operation_timeout,
+            network.pool_size,
+        );
+        Ok(self.finish(Redis {
+            connections: Arc::new(connections),
+        }))
+    }
+}
+
+impl Redis {
+    fn error(&self, error: redis::RedisError) -> StoreError {
+        to_store_error(error, self.connections.operation_timeout)
+    }
+
+    /// Deletes the namespace's keys, found with `SCAN` on the server or on every node of
+    /// the cluster (one key per `DEL` there, as a multi-key `DEL` must stay in one slot).
+    fn clear(&self, namespace: &[u8]) -> Result<Reply, StoreError> {
+        let connections = &*self.connections;
+        let pattern = scan_pattern(namespace);
+        match &connections.server {
+            Server::Single(_) => {
+                let mut transport = Blocking(connections);
+                finish_now(async {
+                    scan_and_delete(&mut transport, &pattern, true)
+                        .await
+                        .map_err(|error| self.error(error))
+                })
+            }
+            Server::Cluster { nodes, .. } => {
+                for node in nodes {
+                    let mut connection = node
+                        .get_connection_with_timeout(connections.connect_timeout)
+                        .map_err(|error| self.error(error))?;
+                    let mut transport = NodeConnection(&mut connection);
+                    finish_now(async {
+                        scan_and_delete(&mut transport, &pattern, false)
+                            .await
+                            .map_err(|error| self.error(error))
+                    })?;
+                }
+                Ok(Reply::Done)
+            }
+        }
+    }
+}
+
+/// One cluster node's own connection, for scanning it.
+struct NodeConnection<'a>(&'a mut redis::Connection);
+
+impl Transport for NodeConnection<'_> {
+    async fn send<T: redis::FromRedisValue + Send>(
+        &mut self,
+        request: transport::Request,
+    ) -> redis::RedisResult<T> {
+        let connection: &mut dyn ConnectionLike = self.0;
+        match &request {
+            transport::Request::Command(command) => command.query(connection),
+            transport::Request::Pipeline(pipeline) => pipeline.query(connection),
+        }
+    }
+}
+
+async fn scan_and_delete(
+    transport: &mut impl Transport,
+    pattern: &str,
+    batch: bool,
+) -> redis::RedisResult<Reply> {
+    let mut cursor = 0u64;
+    loop {
+        let mut scan = redis::cmd("SCAN");
+        scan.arg(cursor)
+            .arg("MATCH")
+            .arg(pattern)
+            .arg("COUNT")
+            .arg(500);
+        let (next, keys): (u64, Vec<Vec<u8>>) = transport.send(scan.into()).await?;
+        if batch && !keys.is_empty() {
+            transport.send::<u64>(commands::delete(keys)).await?;
+        } else {
+            for key in keys {
+                transport.send::<u64>(commands::delete(vec![key])).await?;
+            }
+        }
+        if next == 0 {
+            return Ok(Reply::Done);
+        }
+        cursor = next;
+    }
+}
+
+/// `SCAN MATCH` pattern of a namespace, with glob characters escaped.
+fn scan_pattern(namespace: &[u8]) -> String {
+    let mut pattern = String::new();
+    for character in String::from_utf8_lossy(namespace).chars() {
+        if matches!(character, '*' | '?' | '[' | ']' | '\\') {
+            pattern.push('\\');
+        }
+        pattern.push(character);
+    }
+    pattern.push('*');
+    pattern
+}
+
+impl Backend for Redis {
+    fn describe(&self, _: usize) -> String {
+        match &self.connections.server {
+            Server::Single(client) => format!("Redis at {}", client.get_connection_info().addr()),
+            Server::Cluster { nodes, .. } => format!("Redis Cluster ({} seed nodes)", nodes.len()),
+        }
+    }
+
+    fn execute(&self, op: Op) -> Result<Reply, StoreError> {
+        check_token(&op)?;
+        if let Op::Clear { namespace } = &op {
+            return self.clear(namespace);
+        }
+        let cluster = self.connections.is_cluster();
+        let mut transport = Blocking(&self.connections);
+        finish_now(async {
+            commands::perform(&mut transport, cluster, op)
+                .await
+                .map_err(|error| self.error(error))
+        })
+    }
+
+    async fn execute_async(&self, op: Op) -> Result<Reply, StoreError> {
+        check_token(&op)?;
+        if let Op::Clear { .. } = &op {
+            // Scanning uses blocking connections of its own: off the executor.
+            return crate::store::encoded::bridge::on_blocking_pool(self.clone(), op).await;
+        }
+        let timeout = self.connections.operation_timeout;
+        let cluster = self.connections.is_cluster();
+        let answer = async {
+            let mut transport = self.connections.multiplexed().await?;
+            commands::perform(&mut transport, cluster, op)
+                .await
+                .map_err(|error| self.error(error))
+        };
+        match tokio::time::timeout(timeout, answer).await {
+            Ok(result) => result,
+            Err(_) => Err(StoreError::Timeout(timeout)),
+        }
+    }
+}
+
+/// A token issued by another kind of store is the caller's mistake, not an outage.
+fn check_token(op: &Op) -> Result<(), StoreError> {
+    match op {
+        Op::Cas { token, .. } if token.as_bytes().is_none() => Err(CasToken::foreign()),
+        _ => Ok(()),
+    }
+}
+
+impl fmt::Debug for Redis {
+    fn fmt(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
+        formatter
+            .debug_struct("Redis")
+            .field("server", &self.describe(0))
+            .field("connect_timeout", &self.connections.connect_timeout)
+            .field("operation_timeout", &self.connections.operation_timeout)
+            .finish_non_exhaustive()
+    }
+}
