@@ -8,7 +8,7 @@ use std::future::{ready, Future};
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::{Store, StoreError};
+use crate::store::{Store, StoreError};
 
 /// Proof of the value a [`CacheApi::gets`] saw, for a later [`CacheApi::cas`].
 ///

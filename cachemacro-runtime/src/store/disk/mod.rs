@@ -57,7 +57,7 @@ use crate::store::encoded::backend::{Backend, Op, Reply};
 use crate::store::encoded::builder::{NetworkSettings, StoreBuilder};
 use crate::store::encoded::codec::{Codec, MessagePack};
 use crate::store::encoded::EncodedStore;
-use crate::{StoreError, StoreStats};
+use crate::store::{StoreError, StoreStats};
 
 /// A [`Store`](crate::Store) and [`CacheApi`](crate::CacheApi) in a directory on the
 /// local disk: memoized results survive restarts.

@@ -8,8 +8,9 @@ use std::time::Duration;
 
 use super::file::{Commit, OpenFile};
 use super::layout::{expiry_at, Lookup};
+use crate::store::api::CasToken;
 use crate::store::encoded::backend::{Op, Reply};
-use crate::{CasToken, StoreError};
+use crate::store::StoreError;
 
 /// Runs `op` on `file`. A counter that `incr` creates expires after `counter_ttl`.
 pub(super) fn perform(

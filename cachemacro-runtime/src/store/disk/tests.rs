@@ -5,8 +5,9 @@ use redb::ReadableDatabase;
 
 use super::layout::{now_millis, ENTRIES, HEADER_LEN};
 use super::DiskStore;
+use crate::store::api::CacheApi;
 use crate::store::encoded::key_space::KeySpace;
-use crate::{CacheApi, Store, StoreError};
+use crate::store::{Store, StoreError};
 
 /// A fresh directory under the system's temp dir, removed on drop.
 struct TempDir(PathBuf);

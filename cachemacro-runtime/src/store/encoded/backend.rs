@@ -9,8 +9,9 @@ use std::future::Future;
 use std::time::Duration;
 
 use super::bridge;
+use crate::store::api::CasToken;
 use crate::store::api::CasTokenRepr;
-use crate::{CasToken, StoreError, StoreStats};
+use crate::store::{StoreError, StoreStats};
 
 /// One operation on encoded keys and values.
 ///

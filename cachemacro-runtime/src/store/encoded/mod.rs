@@ -27,7 +27,8 @@ use self::backend::{Backend, Op, Reply};
 use self::breaker::{Admission, Breakers};
 use self::codec::{decode_value, encode_value, Codec, MessagePack};
 use self::key_space::KeySpace;
-use crate::{CacheApi, CasToken, Store, StoreError, StoreStats};
+use crate::store::api::{CacheApi, CasToken};
+use crate::store::{Store, StoreError, StoreStats};
 
 /// A [`Store`] and [`CacheApi`] over a byte-level [`Backend`], with values encoded by a
 /// [`Codec`]. `RedisStore`, `MemcachedStore`, `DiskStore` and `SqlStore` are this type

@@ -27,11 +27,12 @@ use self::ketama::KetamaRing;
 use self::keys::{native_key, route_key, version_key, NamespaceVersions};
 use self::pool::ConnectionPool;
 use self::text_protocol::{expiry_field, StorageCommand, StoreReply};
+use crate::store::api::CasToken;
 use crate::store::encoded::backend::{namespace_of, Backend, Op, Reply};
 use crate::store::encoded::builder::{sealed, NetworkSettings, ServerOptions, StoreBuilder};
 use crate::store::encoded::codec::{Codec, MessagePack};
 use crate::store::encoded::EncodedStore;
-use crate::{CasToken, StoreError};
+use crate::store::StoreError;
 
 /// Keys per pipelined batch or multi-get: the replies of a batch wait in socket buffers
 /// until it is all written, and a batch far beyond their size could stall both ends.

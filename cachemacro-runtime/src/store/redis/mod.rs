@@ -16,11 +16,12 @@ use redis::cluster::ClusterClientBuilder;
 use redis::ConnectionLike;
 
 use self::transport::{finish_now, to_store_error, Blocking, Connections, Server, Transport};
+use crate::store::api::CasToken;
 use crate::store::encoded::backend::{Backend, Op, Reply};
 use crate::store::encoded::builder::{sealed, NetworkSettings, ServerOptions, StoreBuilder};
 use crate::store::encoded::codec::{Codec, MessagePack};
 use crate::store::encoded::EncodedStore;
-use crate::{CasToken, StoreError};
+use crate::store::StoreError;
 
 /// A [`Store`](crate::Store) and [`CacheApi`](crate::CacheApi) on a Redis server or
 /// Redis Cluster, for sync and async memoized functions.

@@ -17,8 +17,9 @@ use sqlx::{AssertSqlSafe, PgPool, Row};
 
 use super::schema::{run_migration, TableName};
 use super::statements::{Statements, CULL_BATCH};
+use crate::store::api::CasToken;
 use crate::store::encoded::backend::{Op, Reply};
-use crate::{CasToken, StoreError, StoreStats};
+use crate::store::{StoreError, StoreStats};
 
 /// What a [`Postgres`](super::Postgres) backend was built with.
 #[derive(Debug, Clone, Copy)]

@@ -56,7 +56,7 @@ use crate::store::encoded::bridge::OwnRuntime;
 use crate::store::encoded::builder::{sealed, NetworkSettings, ServerOptions, StoreBuilder};
 use crate::store::encoded::codec::{Codec, MessagePack};
 use crate::store::encoded::EncodedStore;
-use crate::{StoreError, StoreStats};
+use crate::store::{StoreError, StoreStats};
 
 pub use self::schema::{create_table_sql, migrate, migrate_table, CREATE_TABLE_SQL, DEFAULT_TABLE};
 /// The connection pool [`migrate`] takes (sqlx's, re-exported so that its version always
