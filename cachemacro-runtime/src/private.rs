@@ -96,7 +96,7 @@ pub fn self_key<T: SelfKey>(receiver: &T) -> &T {
     receiver
 }
 
-// `#[cache_page]` (issue 4).
+// `#[cache_page]`.
 #[cfg(feature = "axum")]
 pub use crate::page::request::{serve_handler, PageRequest};
 #[cfg(feature = "axum")]
