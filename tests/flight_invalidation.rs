@@ -56,7 +56,11 @@ fn an_invalidation_during_a_sync_computation_is_not_undone_by_it() {
     BOOK.price.store(2000, Ordering::SeqCst);
     assert!(!book::invalidate(312), "nothing stored yet");
     BOOK.changed.wait();
-    assert_eq!(first.join().unwrap(), 1312, "its caller gets what it computed");
+    assert_eq!(
+        first.join().unwrap(),
+        1312,
+        "its caller gets what it computed"
+    );
     assert_eq!(book(312), 2312, "the old value was not stored");
     assert_eq!(book(312), 2312);
     let stats = book::stats();
@@ -81,7 +85,11 @@ fn a_clear_during_a_sync_computation_is_not_undone_by_it() {
     CATALOGUE.changed.wait();
     assert_eq!(first.join().unwrap(), 1312);
     assert_eq!(catalogue(312), 2312);
-    assert_eq!(catalogue(1), 2001, "the clear removed the entries stored before");
+    assert_eq!(
+        catalogue(1),
+        2001,
+        "the clear removed the entries stored before"
+    );
 }
 
 /// The async form of [`Shelf`]: the body awaits the barriers.
