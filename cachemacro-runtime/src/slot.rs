@@ -161,9 +161,12 @@ impl CacheSlot {
     /// assert!(!SLOT.invalidate(&7u32));
     /// ```
     pub fn invalidate<K: Any>(&self, key: &K) -> bool {
-        self.caches()
-            .into_iter()
-            .fold(false, |found, cache| cache.invalidate(key) || found)
+        // Not `any`: it would stop at the first cache that had the key.
+        let mut found = false;
+        for cache in self.caches() {
+            found |= cache.invalidate(key);
+        }
+        found
     }
 
     /// [`invalidate`](Self::invalidate) without blocking the executor on a remote store.
