@@ -30,11 +30,11 @@
 //!
 //! See the [`memoize`] attribute for every option.
 
+mod flight;
 mod key;
 mod memoized;
 #[cfg(feature = "axum")]
 pub mod page;
-mod single_flight;
 mod slot;
 mod stats;
 mod store;

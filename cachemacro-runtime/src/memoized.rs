@@ -1,116 +1,32 @@
-//! The cache of one memoized function: store lookup, single-flight, value policy, stats.
+//! The cache of one memoized function: its store, its value policy, and the flight core
+//! that runs lookup, single-flight, stale-while-revalidate and the statistics.
 //!
-//! Sync and async memoized functions run the same steps; only the waiting differs, so the
-//! steps live in small shared methods and the two entry points differ only in `.await`.
+//! Sync and async memoized functions run the same flight ([`call`]); they differ only in
+//! how they reach the store and wait.
+
+mod call;
+mod value_policy;
 
 use std::any::Any;
 use std::future::Future;
 use std::hash::Hash;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::marker::PhantomData;
+use std::pin::Pin;
+use std::time::Duration;
 
-use crate::single_flight::{FlightOutcome, Role, SingleFlight};
+use self::call::{Blocking, MemoizedCall, Waiting, Yielding};
+pub use self::value_policy::{PolicyFns, StalePolicy, Stamped, ValuePolicy};
+use crate::flight::{complete_now, FlightCore};
+use crate::key::KeyRef;
 use crate::slot::ErasedCache;
-use crate::stats::StatsCounters;
-use crate::{CacheStats, KeyRef, Store, StoreError};
-
-/// How a function's return value `R` maps to the value `V` kept in the store.
-///
-/// For a function returning `Result<T, E>` the macro stores `T` and rebuilds `Ok(T)` on a
-/// hit, so `Err` values are neither stored nor shared; `cache_if` adds a filter; `stale`
-/// wraps the value in a [`Stamped`] through [`StalePolicy`].
-pub trait ValuePolicy<R, V> {
-    /// The value to store and share, or `None` if this result must not be cached.
-    fn storable(&self, result: &R) -> Option<V>;
-    /// Rebuilds the function's return value from a stored value.
-    fn restore(&self, value: V) -> R;
-    /// Whether a stored value may be served as it is. A stale one (past its ttl but
-    /// within its stale window) is served to concurrent callers while one refreshes it.
-    fn is_fresh(&self, value: &V) -> bool {
-        let _ = value;
-        true
-    }
-}
-
-/// A [`ValuePolicy`] from two closures; what the generated code builds.
-pub struct PolicyFns<ToStore, Restore>(pub ToStore, pub Restore);
-
-impl<R, V, ToStore, Restore> ValuePolicy<R, V> for PolicyFns<ToStore, Restore>
-where
-    ToStore: Fn(&R) -> Option<V>,
-    Restore: Fn(V) -> R,
-{
-    fn storable(&self, result: &R) -> Option<V> {
-        (self.0)(result)
-    }
-
-    fn restore(&self, value: V) -> R {
-        (self.1)(value)
-    }
-}
-
-/// A stored value with the wall-clock time until which it is fresh; what
-/// `#[memoize(stale = "..")]` stores. Wall-clock milliseconds, so that every process
-/// sharing a remote store agrees.
-#[derive(Debug, Clone, PartialEq)]
-#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
-pub struct Stamped<V> {
-    /// The cached value.
-    pub value: V,
-    /// Milliseconds since the Unix epoch until which `value` is fresh.
-    pub fresh_until_ms: u64,
-}
-
-fn now_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |since| since.as_millis() as u64)
-}
-
-/// Stale-while-revalidate around another policy: values are stamped with `ttl`; the
-/// store keeps them for `ttl + stale`, and in between they are stale.
-pub struct StalePolicy<P> {
-    inner: P,
-    ttl: Duration,
-}
-
-impl<P> StalePolicy<P> {
-    /// Stamps what `inner` stores as fresh for `ttl`.
-    pub fn new(inner: P, ttl: Duration) -> Self {
-        StalePolicy { inner, ttl }
-    }
-}
-
-impl<R, V, P: ValuePolicy<R, V>> ValuePolicy<R, Stamped<V>> for StalePolicy<P> {
-    fn storable(&self, result: &R) -> Option<Stamped<V>> {
-        self.inner.storable(result).map(|value| Stamped {
-            value,
-            fresh_until_ms: now_ms().saturating_add(self.ttl.as_millis() as u64),
-        })
-    }
-
-    fn restore(&self, stamped: Stamped<V>) -> R {
-        self.inner.restore(stamped.value)
-    }
-
-    fn is_fresh(&self, stamped: &Stamped<V>) -> bool {
-        now_ms() < stamped.fresh_until_ms
-    }
-}
-
-/// What a lookup found, before single-flight decides who computes.
-enum Found<V> {
-    Fresh(V),
-    Stale(V),
-    Nothing,
-}
+use crate::stats::CacheStats;
+use crate::store::Store;
 
 /// The cache behind one memoized function.
 pub struct Memoized<K, V, S> {
-    name: &'static str,
     store: S,
     ttl: Option<Duration>,
-    flights: SingleFlight<K, V>,
-    counters: StatsCounters,
+    core: FlightCore<K, V>,
 }
 
 impl<K, V, S> Memoized<K, V, S>
@@ -122,11 +38,9 @@ where
     /// A cache named `name` (for logs) over `store`; `ttl` is passed with every insert.
     pub fn new(name: &'static str, store: S, ttl: Option<Duration>) -> Self {
         Memoized {
-            name,
             store: store.with_namespace(name),
             ttl,
-            flights: SingleFlight::new(),
-            counters: StatsCounters::default(),
+            core: FlightCore::new(name),
         }
     }
 
@@ -141,7 +55,7 @@ where
         if !policy.is_fresh(&value) {
             return None;
         }
-        self.counters.hit();
+        self.core.count_hit();
         Some(policy.restore(value))
     }
 
@@ -153,34 +67,13 @@ where
         compute: impl FnOnce() -> R,
         policy: &impl ValuePolicy<R, V>,
     ) -> R {
-        loop {
-            let found = self.classify(self.store.get(&key), policy);
-            let role = match self.serve_or_join(found, &key, policy) {
-                Ok(served) => return served,
-                Err(role) => role,
-            };
-            match role {
-                Role::Follower(flight) => match flight.wait() {
-                    FlightOutcome::Shared(value) => return self.shared(value, policy),
-                    FlightOutcome::Retry => continue,
-                },
-                Role::Leader(guard) => {
-                    // A previous leader may have stored the value between our lookup and
-                    // our joining; dropping the guard lets any followers retry and hit.
-                    if let Found::Fresh(value) = self.classify(self.store.get(&key), policy) {
-                        return self.hit(value, policy);
-                    }
-                    self.counters.miss();
-                    let result = compute();
-                    if let Some(value) = policy.storable(&result) {
-                        let stored = self.store.insert(key, value.clone(), self.ttl);
-                        self.record_insert(stored);
-                        guard.share(value);
-                    }
-                    return result;
-                }
-            }
-        }
+        complete_now(self.core.run(MemoizedCall {
+            cache: self,
+            key,
+            compute: Some(async move { compute() }),
+            policy,
+            waiting: PhantomData::<Blocking>,
+        }))
     }
 
     /// The async form of [`get_or_compute`](Self::get_or_compute): waiting followers
@@ -191,76 +84,55 @@ where
         compute: impl Future<Output = R>,
         policy: &impl ValuePolicy<R, V>,
     ) -> R {
-        loop {
-            let found = self.classify(self.store.get_async(&key).await, policy);
-            let role = match self.serve_or_join(found, &key, policy) {
-                Ok(served) => return served,
-                Err(role) => role,
-            };
-            match role {
-                Role::Follower(flight) => match flight.wait_async().await {
-                    FlightOutcome::Shared(value) => return self.shared(value, policy),
-                    FlightOutcome::Retry => continue,
-                },
-                Role::Leader(guard) => {
-                    if let Found::Fresh(value) =
-                        self.classify(self.store.get_async(&key).await, policy)
-                    {
-                        return self.hit(value, policy);
-                    }
-                    self.counters.miss();
-                    let result = compute.await;
-                    if let Some(value) = policy.storable(&result) {
-                        let stored = self.store.insert_async(key, value.clone(), self.ttl).await;
-                        self.record_insert(stored);
-                        guard.share(value);
-                    }
-                    return result;
-                }
-            }
-        }
+        self.core
+            .run(MemoizedCall {
+                cache: self,
+                key,
+                compute: Some(compute),
+                policy,
+                waiting: PhantomData::<Yielding>,
+            })
+            .await
     }
 
-    /// The steps shared by sync and async callers after a lookup: a fresh value is a
-    /// hit; otherwise the caller joins the key's flight. A stale value is served at once
-    /// to a caller that finds another refreshing it, while the one that leads refreshes.
-    fn serve_or_join<'a, R>(
-        &'a self,
-        found: Found<V>,
-        key: &K,
-        policy: &impl ValuePolicy<R, V>,
-    ) -> Result<R, Role<'a, K, V>> {
-        match found {
-            Found::Fresh(value) => Ok(self.hit(value, policy)),
-            Found::Stale(value) => match self.flights.join(key) {
-                Role::Follower(_) => {
-                    self.counters.stale();
-                    Ok(self.hit(value, policy))
-                }
-                leader => Err(leader),
-            },
-            Found::Nothing => Err(self.flights.join(key)),
-        }
-    }
-
-    fn hit<R>(&self, value: V, policy: &impl ValuePolicy<R, V>) -> R {
-        self.counters.hit();
-        policy.restore(value)
-    }
-
-    fn shared<R>(&self, value: V, policy: &impl ValuePolicy<R, V>) -> R {
-        self.counters.coalesced();
-        policy.restore(value)
-    }
-
-    /// Removes `key`'s entry; returns whether it existed.
+    /// Removes `key`'s entry; returns whether it existed. A computation of `key` already
+    /// running returns its value to its callers but does not store it: it may have read
+    /// the data this invalidation is about before it changed.
     pub fn invalidate(&self, key: &K) -> bool {
-        match self.store.remove(key) {
+        complete_now(self.invalidate_with::<Blocking>(key))
+    }
+
+    /// [`invalidate`](Self::invalidate) through the store's async removal.
+    pub async fn invalidate_async(&self, key: &K) -> bool {
+        self.invalidate_with::<Yielding>(key).await
+    }
+
+    /// Removes every entry; computations running meanwhile do not store their values.
+    pub fn clear(&self) {
+        complete_now(self.clear_with::<Blocking>());
+    }
+
+    /// [`clear`](Self::clear) through the store's async clear.
+    pub async fn clear_async(&self) {
+        self.clear_with::<Yielding>().await;
+    }
+
+    async fn invalidate_with<W: Waiting>(&self, key: &K) -> bool {
+        // Overtake the running computation first, then remove: see `FlightCore::settle`.
+        self.core.invalidate(key);
+        match W::remove(&self.store, key).await {
             Ok(existed) => existed,
             Err(error) => {
-                self.fault("invalidate", &error);
+                self.core.fault("invalidate", &error);
                 false
             }
+        }
+    }
+
+    async fn clear_with<W: Waiting>(&self) {
+        self.core.invalidate_all();
+        if let Err(error) = W::clear(&self.store).await {
+            self.core.fault("clear", &error);
         }
     }
 
@@ -269,34 +141,9 @@ where
         &self.store
     }
 
-    fn classify<R>(
-        &self,
-        found: Result<Option<V>, StoreError>,
-        policy: &impl ValuePolicy<R, V>,
-    ) -> Found<V> {
-        match found {
-            Ok(Some(value)) if policy.is_fresh(&value) => Found::Fresh(value),
-            Ok(Some(value)) => Found::Stale(value),
-            Ok(None) => Found::Nothing,
-            Err(error) => {
-                self.fault("get", &error);
-                Found::Nothing
-            }
-        }
-    }
-
-    fn record_insert(&self, stored: Result<(), StoreError>) {
-        match stored {
-            Ok(()) => self.counters.insert(),
-            Err(error) => self.fault("insert", &error),
-        }
-    }
-
-    /// A cache is never the source of truth: a fault is counted and logged, and the
-    /// caller carries on as if the cache had missed.
-    fn fault(&self, operation: &'static str, error: &StoreError) {
-        self.counters.error();
-        tracing::warn!(cache = self.name, operation, %error, "cache store fault; computing instead");
+    /// A snapshot of the counters, with the store's own.
+    pub fn stats(&self) -> CacheStats {
+        self.core.stats(self.store.stats())
     }
 }
 
@@ -307,18 +154,28 @@ where
     S: Store<K, V> + 'static,
 {
     fn clear(&self) {
-        if let Err(error) = self.store.clear() {
-            self.fault("clear", &error);
-        }
+        Memoized::clear(self);
+    }
+
+    fn clear_async(&self) -> Pin<Box<dyn Future<Output = ()> + Send + '_>> {
+        Box::pin(Memoized::clear_async(self))
     }
 
     fn stats(&self) -> CacheStats {
-        self.counters.snapshot(self.store.stats())
+        Memoized::stats(self)
     }
 
     fn invalidate(&self, key: &dyn Any) -> bool {
         key.downcast_ref::<K>()
             .is_some_and(|key| Memoized::invalidate(self, key))
+    }
+
+    fn invalidate_async<'a>(
+        &'a self,
+        key: &'a dyn Any,
+    ) -> Option<Pin<Box<dyn Future<Output = bool> + Send + 'a>>> {
+        let key = key.downcast_ref::<K>()?;
+        Some(Box::pin(Memoized::invalidate_async(self, key)))
     }
 
     fn as_any(&self) -> &dyn Any {

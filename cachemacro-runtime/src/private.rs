@@ -8,10 +8,11 @@ pub use core::result::Result::{self, Err, Ok};
 pub use std::borrow::ToOwned;
 pub use std::time::Duration;
 
+pub use crate::key::KeyRef;
 pub use crate::memoized::{Memoized, PolicyFns, StalePolicy, Stamped, ValuePolicy};
 pub use crate::slot::{CacheSlot, ErasedCache};
-pub use crate::store::MemoryStore;
-pub use crate::{CacheStats, KeyRef, Store};
+pub use crate::stats::CacheStats;
+pub use crate::store::{MemoryStore, Store};
 
 /// Applies a `cache_if` predicate to a result.
 pub fn cache_if<R>(predicate: &impl Fn(&R) -> bool, result: &R) -> bool {
@@ -96,11 +97,11 @@ pub fn self_key<T: SelfKey>(receiver: &T) -> &T {
     receiver
 }
 
-// `#[cache_page]` (issue 4).
+// `#[cache_page]`.
 #[cfg(feature = "axum")]
 pub use crate::page::request::{serve_handler, PageRequest};
 #[cfg(feature = "axum")]
-pub use crate::page::PageCache;
+pub use crate::page::{CachedPage, PageCache, PageKey};
 #[cfg(feature = "axum")]
 pub use axum::response::Response;
 #[cfg(feature = "axum")]
@@ -112,7 +113,7 @@ pub use std::sync::OnceLock;
 #[cfg(feature = "axum")]
 pub fn page_cache_in<S>(store: S, namespace: &'static str) -> PageCache
 where
-    S: crate::Store<crate::PageKey, crate::CachedPage> + 'static,
+    S: Store<PageKey, CachedPage> + 'static,
 {
     PageCache::with_store(store.with_namespace(namespace))
 }

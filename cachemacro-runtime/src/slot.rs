@@ -8,19 +8,29 @@
 //! own entry. The fast path is one atomic load and one `TypeId` comparison.
 
 use std::any::{Any, TypeId};
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::{Mutex, OnceLock};
 
-use crate::CacheStats;
+use crate::stats::CacheStats;
 
-/// What the companion functions (`f::clear()`, `f::stats()`, `f::invalidate(..)`) need
-/// from a cache without knowing its types.
+/// What the companion functions (`f::clear()`, `f::stats()`, `f::invalidate(..)` and
+/// their async forms) need from a cache without knowing its types.
 pub trait ErasedCache: Any + Send + Sync {
     /// Removes every entry.
     fn clear(&self);
+    /// Removes every entry through the store's async clear.
+    fn clear_async(&self) -> Pin<Box<dyn Future<Output = ()> + Send + '_>>;
     /// A snapshot of the counters.
     fn stats(&self) -> CacheStats;
     /// Removes the entry of `key` if `key` is of this cache's key type.
     fn invalidate(&self, key: &dyn Any) -> bool;
+    /// The removal of `key`'s entry through the store's async removal, if `key` is of
+    /// this cache's key type; it resolves to whether there was one.
+    fn invalidate_async<'a>(
+        &'a self,
+        key: &'a dyn Any,
+    ) -> Option<Pin<Box<dyn Future<Output = bool> + Send + 'a>>>;
     /// Upcast for downcasting to the concrete cache.
     fn as_any(&self) -> &dyn Any;
 }
@@ -97,8 +107,37 @@ impl CacheSlot {
     }
 
     /// Removes every entry of every cache in the slot.
+    ///
+    /// ```
+    /// use cachemacro_runtime::__private::{CacheSlot, Memoized, MemoryStore};
+    ///
+    /// static SLOT: CacheSlot = CacheSlot::new();
+    /// let cache = SLOT.get_or_init(|| Memoized::new("squares", MemoryStore::<u32, u32>::new(), None));
+    /// # let _ = cache;
+    /// SLOT.clear();
+    /// assert_eq!(SLOT.stats().entries, 0);
+    /// ```
     pub fn clear(&self) {
         self.caches().into_iter().for_each(ErasedCache::clear);
+    }
+
+    /// [`clear`](Self::clear) without blocking the executor on a remote store.
+    ///
+    /// ```
+    /// use cachemacro_runtime::__private::{CacheSlot, Memoized, MemoryStore};
+    ///
+    /// static SLOT: CacheSlot = CacheSlot::new();
+    /// # tokio::runtime::Runtime::new().unwrap().block_on(async {
+    /// let cache = SLOT.get_or_init(|| Memoized::new("squares", MemoryStore::<u32, u32>::new(), None));
+    /// # let _ = cache;
+    /// tokio::spawn(async { SLOT.clear_async().await }).await.unwrap();
+    /// assert_eq!(SLOT.stats().entries, 0);
+    /// # });
+    /// ```
+    pub async fn clear_async(&self) {
+        for cache in self.caches() {
+            cache.clear_async().await;
+        }
     }
 
     /// The counters of all caches in the slot, summed.
@@ -109,9 +148,49 @@ impl CacheSlot {
             .fold(CacheStats::default(), CacheStats::merge)
     }
 
-    /// Removes `key` from whichever cache has keys of its type.
+    /// Removes `key` from every cache whose keys are of its type (a generic memoized
+    /// function has one cache per instantiation, possibly several with the same key
+    /// type); returns whether any had it.
+    ///
+    /// ```
+    /// use cachemacro_runtime::__private::{CacheSlot, Memoized, MemoryStore};
+    ///
+    /// static SLOT: CacheSlot = CacheSlot::new();
+    /// let cache = SLOT.get_or_init(|| Memoized::new("squares", MemoryStore::<u32, u32>::new(), None));
+    /// # let _ = cache;
+    /// assert!(!SLOT.invalidate(&7u32));
+    /// ```
     pub fn invalidate<K: Any>(&self, key: &K) -> bool {
-        self.caches().into_iter().any(|cache| cache.invalidate(key))
+        // Not `any`: it would stop at the first cache that had the key.
+        let mut found = false;
+        for cache in self.caches() {
+            found |= cache.invalidate(key);
+        }
+        found
+    }
+
+    /// [`invalidate`](Self::invalidate) without blocking the executor on a remote store.
+    ///
+    /// ```
+    /// use cachemacro_runtime::__private::{CacheSlot, Memoized, MemoryStore};
+    ///
+    /// static SLOT: CacheSlot = CacheSlot::new();
+    /// # tokio::runtime::Runtime::new().unwrap().block_on(async {
+    /// let cache = SLOT.get_or_init(|| Memoized::new("squares", MemoryStore::<u32, u32>::new(), None));
+    /// # let _ = cache;
+    /// let removed = tokio::spawn(async { SLOT.invalidate_async(&7u32).await });
+    /// assert!(!removed.await.unwrap());
+    /// # });
+    /// ```
+    pub async fn invalidate_async<K: Any + Sync>(&self, key: &K) -> bool {
+        let mut found = false;
+        for cache in self.caches() {
+            let removal = cache.invalidate_async(key);
+            if let Some(removal) = removal {
+                found |= removal.await;
+            }
+        }
+        found
     }
 }
 

@@ -1,8 +1,8 @@
-//! Hit, miss and error counters of one memoized function.
+//! Hit, miss and error counters of one cache: a memoized function or a page cache.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use crate::StoreStats;
+use crate::store::StoreStats;
 
 /// A snapshot of a memoized function's counters, returned by the generated `f::stats()`.
 ///
@@ -119,6 +119,7 @@ impl StatsCounters {
     }
 
     pub(crate) fn stale(&self) {
+        self.hit();
         self.stale.fetch_add(1, Ordering::Relaxed);
     }
 

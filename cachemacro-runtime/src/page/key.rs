@@ -1,8 +1,8 @@
 //! [`PageKey`]: which stored page answers a request.
 //!
 //! The key is a structure compared field by field, never a concatenation of strings, so
-//! `?postcode=EC1&radius=15` and `?postcode=EC11&radius=5` cannot collide the way the seed
-//! story's `'{}{}'.format(postcode, radius)` does. [`PageKey::to_bytes`] gives the same
+//! `?postcode=EC1&radius=15` and `?postcode=EC11&radius=5` cannot collide the way a key
+//! formatted as `'{}{}'.format(postcode, radius)` does. [`PageKey::to_bytes`] gives the same
 //! guarantee to stores that need bytes: every part is length-prefixed.
 
 use std::fmt;
@@ -133,6 +133,16 @@ impl PageKey {
             vary,
             generation,
         })
+    }
+
+    /// Whether this key is `base` or one of its variants (of any generation): the keys an
+    /// invalidation of `base` must overtake.
+    pub(crate) fn is_page_of(&self, base: &PageKey) -> bool {
+        let (key, base) = (&self.0.parts, &base.0.parts);
+        key.prefix == base.prefix
+            && key.host == base.host
+            && key.path == base.path
+            && key.query == base.query
     }
 
     fn new(parts: KeyParts) -> PageKey {
@@ -348,5 +358,27 @@ mod tests {
             base.variant(&names, &english, 2)
         );
         assert_ne!(base, base.variant(&names, &english, 0));
+    }
+
+    #[test]
+    fn a_page_owns_its_variants_of_every_generation_and_no_other_page() {
+        let base = key("http://a.example/books/1?lang=en");
+        let mut headers = HeaderMap::new();
+        headers.insert("accept-language", HeaderValue::from_static("fr"));
+        let names = [HeaderName::from_static("accept-language")];
+        assert!(base.is_page_of(&base));
+        assert!(base.variant(&names, &headers, 7).is_page_of(&base));
+        for other in [
+            "http://b.example/books/1?lang=en",
+            "http://a.example/books/2?lang=en",
+            "http://a.example/books/1?lang=fr",
+            "http://a.example/books/1",
+        ] {
+            assert!(!key(other).is_page_of(&base), "{other}");
+            assert!(
+                !key(other).variant(&names, &headers, 7).is_page_of(&base),
+                "{other}"
+            );
+        }
     }
 }

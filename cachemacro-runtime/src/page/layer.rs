@@ -12,9 +12,10 @@ use http::{Request, StatusCode};
 use tower_layer::Layer;
 use tower_service::Service;
 
-use super::PageCache;
-use crate::Store;
-use crate::{CachedPage, PageKey};
+use super::cache::PageCache;
+use super::entry::CachedPage;
+use super::key::PageKey;
+use crate::store::Store;
 
 /// Caches the pages of every `GET` route below it (axum's `Router::layer`, or any tower
 /// stack): Django's per-site cache middleware, with the HTTP rules of [`PageCache`].

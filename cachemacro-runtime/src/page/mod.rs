@@ -24,6 +24,11 @@
 //!   With a `stale` window, an expired page is served at once (`x-cache: STALE`) while
 //!   one request re-renders it.
 //!
+//! * Invalidation wins over a render in flight: [`PageCache::invalidate`] (or
+//!   [`invalidate_async`](PageCache::invalidate_async) from async code) while the page is
+//!   being rendered lets that render answer the requests waiting for it, but it is not
+//!   stored, so the next request renders the page from the changed data.
+//!
 //! Request `Cache-Control` directives (`no-cache` from a browser's reload) are ignored,
 //! as reverse proxies do by default: a client must not be able to bypass a shared cache
 //! and hammer the origin. Invalidate with [`PageCache::invalidate`] instead.
@@ -45,11 +50,18 @@
 //! [`cache_page`]: crate::cache_page
 
 mod cache;
+mod entry;
+mod etag;
 mod key;
 mod layer;
+mod page_store;
 mod policy;
 pub(crate) mod request;
+mod serve;
+#[cfg(feature = "serde")]
+mod wire;
 
-pub use self::cache::{CachedPage, PageCache};
+pub use self::cache::PageCache;
+pub use self::entry::CachedPage;
 pub use self::key::PageKey;
 pub use self::layer::{PageCacheLayer, PageCacheService};

@@ -8,7 +8,7 @@ use axum::response::{IntoResponse, Response};
 use http::request::Parts;
 use http::Request;
 
-use super::PageCache;
+use super::cache::PageCache;
 
 /// The method, URI and headers of the request a cached handler serves: what the page
 /// cache needs to build the key and apply the rules. Extracted from the request parts

@@ -18,8 +18,8 @@ use serde::de::Error as _;
 use serde::ser::Error as _;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
-use super::{CachedPage, Page, Stored};
-use crate::page::PageKey;
+use super::entry::{CachedPage, Page, Stored};
+use super::key::PageKey;
 
 #[derive(Serialize, Deserialize)]
 enum WireEntry<'a> {

@@ -9,16 +9,21 @@
 //! A leader that panics or whose future is dropped leaves through its [`LeaderGuard`]'s
 //! `Drop`, which marks the flight abandoned and wakes the followers; one of them then
 //! becomes the next leader, so a key can never stay stuck.
+//!
+//! An invalidation of a key marks its running flight and detaches it from the table: the
+//! callers already in it still get its value, callers arriving later start a new flight,
+//! and the leader, seeing the mark, does not store what it computed from older data.
 
 use std::hash::Hash;
 use std::pin::pin;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 
 use dashmap::mapref::entry::Entry;
 use dashmap::DashMap;
 use tokio::sync::Notify;
 
-/// The in-flight computations of one memoized function, by key.
+/// The in-flight computations of one cache, by key.
 pub(crate) struct SingleFlight<K, V> {
     flights: DashMap<K, Arc<Flight<V>>>,
 }
@@ -34,6 +39,10 @@ pub(crate) struct Flight<V> {
     state: Mutex<FlightState<V>>,
     finished_sync: Condvar,
     finished_async: Notify,
+    /// Set when the key was invalidated while this flight ran. SeqCst, so that a leader
+    /// reading it after its insert sees any invalidation whose store removal could have
+    /// run before that insert.
+    invalidated: AtomicBool,
 }
 
 enum FlightState<V> {
@@ -67,6 +76,7 @@ impl<K: Hash + Eq + Clone, V: Clone> SingleFlight<K, V> {
                     state: Mutex::new(FlightState::Running),
                     finished_sync: Condvar::new(),
                     finished_async: Notify::new(),
+                    invalidated: AtomicBool::new(false),
                 });
                 slot.insert(Arc::clone(&flight));
                 Role::Leader(LeaderGuard {
@@ -77,6 +87,26 @@ impl<K: Hash + Eq + Clone, V: Clone> SingleFlight<K, V> {
                 })
             }
         }
+    }
+
+    /// Marks the running flight of `key`, if any, as invalidated and detaches it.
+    pub(crate) fn invalidate(&self, key: &K) {
+        self.flights.remove_if(key, |_, flight| {
+            flight.invalidate();
+            true
+        });
+    }
+
+    /// Marks and detaches every running flight whose key `matches`.
+    pub(crate) fn invalidate_where(&self, mut matches: impl FnMut(&K) -> bool) {
+        self.flights.retain(|key, flight| {
+            if matches(key) {
+                flight.invalidate();
+                false
+            } else {
+                true
+            }
+        });
     }
 }
 
@@ -89,6 +119,12 @@ pub(crate) struct LeaderGuard<'a, K: Hash + Eq, V> {
 }
 
 impl<K: Hash + Eq, V> LeaderGuard<'_, K, V> {
+    /// Whether the key was invalidated since this flight started: its value must not be
+    /// stored.
+    pub(crate) fn is_invalidated(&self) -> bool {
+        self.flight.invalidated.load(Ordering::SeqCst)
+    }
+
     /// Hands `value` to every follower.
     pub(crate) fn share(mut self, value: V) {
         self.finish(FlightState::Done(value));
@@ -116,6 +152,10 @@ impl<K: Hash + Eq, V> Drop for LeaderGuard<'_, K, V> {
 }
 
 impl<V> Flight<V> {
+    fn invalidate(&self) {
+        self.invalidated.store(true, Ordering::SeqCst);
+    }
+
     fn lock(&self) -> MutexGuard<'_, FlightState<V>> {
         // The lock is never held across user code, so poisoning cannot leave the state
         // half-written; recover the guard rather than propagating someone else's panic.
