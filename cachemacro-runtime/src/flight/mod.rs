@@ -40,7 +40,8 @@ pub(crate) enum Found<F> {
     Faulted,
     /// A value exists but may not answer this caller (a page for another variant, or one
     /// that may not answer an authorized request): compute without the flight, whose
-    /// value would not answer this caller either.
+    /// value would not answer this caller either. Only pages have such values.
+    #[cfg_attr(not(feature = "axum"), allow(dead_code))]
     Bypass,
 }
 
