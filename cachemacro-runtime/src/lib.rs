@@ -34,7 +34,7 @@ mod flight;
 mod key;
 mod memoized;
 #[cfg(feature = "axum")]
-pub mod page;
+mod page;
 mod slot;
 mod stats;
 mod store;
@@ -67,7 +67,22 @@ pub mod backend {
 pub use key::KeyRef;
 pub use stats::CacheStats;
 #[cfg(feature = "postgres")]
-pub use store::{sql, SqlStore, SqlStoreBuilder};
+pub use store::{SqlStore, SqlStoreBuilder};
+
+/// The cache table of [`SqlStore`] (feature `postgres`): its migration, as Django's
+/// `createcachetable`, and the SQL that creates it, for schemas managed by hand.
+///
+/// ```
+/// use cachemacro_runtime::sql;
+///
+/// assert!(sql::CREATE_TABLE_SQL.contains(sql::DEFAULT_TABLE));
+/// ```
+#[cfg(feature = "postgres")]
+pub mod sql {
+    pub use crate::store::sql::{
+        create_table_sql, migrate, migrate_table, PgPool, CREATE_TABLE_SQL, DEFAULT_TABLE,
+    };
+}
 pub use store::{
     CacheApi, CasToken, MemoryStore, MemoryStoreBuilder, RemovalCause, Store, StoreError,
     StoreStats,

@@ -43,7 +43,42 @@ pub(super) struct PageStorage {
 ///
 /// [`PageCacheLayer`](super::PageCacheLayer) puts one in front of a router;
 /// `#[cache_page]` gives each handler its own. [`serve`](PageCache::serve) is the whole
-/// algorithm; see the [module documentation](super) for the HTTP rules it follows.
+/// algorithm.
+///
+/// # HTTP rules
+///
+/// [`serve`](PageCache::serve), the core that `#[cache_page]` and [`PageCacheLayer`](super::PageCacheLayer) both call, follows these rules:
+///
+/// * Only `GET` and `HEAD` are served from or stored in the cache; a `HEAD` is answered
+///   from the `GET` entry (the handler renders a `GET`, the body is dropped). Every other
+///   method passes through untouched.
+/// * The key ([`PageKey`]) is method-independent: key prefix, host, path, the query
+///   parameters in a canonical order, and the values of every header named by the `vary`
+///   option or by the response's `Vary`. (Not the scheme: behind a TLS-terminating proxy
+///   a server cannot see it, and `http`/`https` serve the same page.) It is a structure, not a concatenation, so
+///   two different requests never share a key.
+/// * Stored: responses whose status is in the configured set (default: `200`) and whose
+///   body has a known size up to the limit (default 1 MiB; streaming bodies pass through).
+///   Never stored: a response with `Set-Cookie`; `Cache-Control: private`, `no-store` or
+///   `no-cache`; `Vary: *`; a response to a request carrying `Authorization` unless the
+///   response says `public` or `s-maxage`.
+/// * Stamped on cacheable responses: `Cache-Control: max-age=<remaining>` and `Expires`
+///   (unless the handler set them), a strong `ETag` (unless the handler set one), `Age`
+///   on hits and `x-cache: HIT | MISS | STALE`. A matching `If-None-Match` gets
+///   `304 Not Modified` without a body.
+/// * Single-flight per key: concurrent requests for a cold page run the handler once.
+///   With a `stale` window, an expired page is served at once (`x-cache: STALE`) while
+///   one request re-renders it.
+///
+/// * Invalidation wins over a render in flight: [`invalidate`](PageCache::invalidate) (or
+///   [`invalidate_async`](PageCache::invalidate_async) from async code) while the page is
+///   being rendered lets that render answer the requests waiting for it, but it is not
+///   stored, so the next request renders the page from the changed data.
+///
+/// Request `Cache-Control` directives (`no-cache` from a browser's reload) are ignored,
+/// as reverse proxies do by default: a client must not be able to bypass a shared cache
+/// and hammer the origin. Invalidate with [`invalidate`](PageCache::invalidate) instead.
+///
 ///
 /// ```
 /// use std::time::Duration;

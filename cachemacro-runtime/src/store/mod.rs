@@ -17,7 +17,7 @@ mod memory;
 #[cfg(feature = "redis")]
 pub(crate) mod redis;
 #[cfg(feature = "postgres")]
-pub mod sql;
+pub(crate) mod sql;
 
 #[cfg(feature = "disk")]
 pub use self::disk::{Disk, DiskOptions, DiskStore, DiskStoreBuilder};
