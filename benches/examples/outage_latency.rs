@@ -212,6 +212,7 @@ fn main() {
     let mut postgres = PostgresServer::start();
     let store = POSTGRES.get_or_init(|| {
         SqlStore::builder(postgres.url())
+            .create_table(true)
             .operation_timeout(OPERATION_TIMEOUT)
             .retry_after(RETRY_AFTER)
             .build()

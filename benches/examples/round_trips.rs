@@ -117,6 +117,7 @@ fn main() {
     let postgres = PostgresServer::start();
     POSTGRES.get_or_init(|| {
         SqlStore::builder(postgres.url())
+            .create_table(true)
             .operation_timeout(Duration::from_secs(5))
             .build()
             .unwrap()
@@ -124,9 +125,11 @@ fn main() {
     let runtime = tokio::runtime::Runtime::new().unwrap();
     runtime.block_on(async {
         on_postgres(u64::MAX).await;
+        assert_eq!(on_postgres::stats().errors, 0, "the table is there");
         let commits = || {
-            // The statistics are flushed by the backends at most once a second.
-            std::thread::sleep(Duration::from_millis(1_500));
+            // A busy backend flushes its statistics at most once a second, an idle one
+            // within ten seconds.
+            std::thread::sleep(Duration::from_secs(11));
             let output = std::process::Command::new("psql")
                 .args([
                     &postgres.url(),
