@@ -23,7 +23,8 @@
 //! * One caller per key computes at a time (single-flight); the others wait for its value.
 //! * A `Result`'s `Err` is returned but not stored.
 //! * Every memoized function `f` gets a companion module with `f::invalidate(..)`,
-//!   `f::clear()` and `f::stats()`.
+//!   `f::clear()` and `f::stats()`; inside async code use `f::invalidate_async(..)` and
+//!   `f::clear_async()`, which do not block the executor on a remote store.
 //! * The cache lives in a [`Store`]: the embedded [`MemoryStore`] by default, or any
 //!   backend given by `store = ..`. A store fault never fails the function: the value is
 //!   computed, the fault counted in [`CacheStats::errors`] and logged with `tracing`.
@@ -117,7 +118,18 @@ pub use page::{CachedPage, PageCache, PageCacheLayer, PageCacheService, PageKey}
 /// // `book::stats()`.
 /// assert_eq!(book::stats().hits, 0);
 /// # let _ = app;
+/// # tokio::runtime::Runtime::new().unwrap().block_on(async {
+/// // In async code, such as the handler of a write:
+/// assert!(!book::invalidate_async("http://shop.example/books/312").await);
+/// book::clear_async().await;
+/// # });
 /// ```
+///
+/// # Companions
+///
+/// A handler `h` gets a module `h` with `h::invalidate(uri: &str) -> bool`, `h::clear()`
+/// and `h::stats()`; inside async code use `h::invalidate_async(uri)` and
+/// `h::clear_async()`, which do not block the executor for a round trip to a remote store.
 ///
 /// The handler stays an axum handler: the macro prepends a hidden extractor that reads
 /// the request head (not the body, so a body extractor can stay last; this leaves room
@@ -242,6 +254,24 @@ pub use cachemacro::cache_page;
 /// A free function `f` gets a module `f` with `f::invalidate(<key arguments>) -> bool`,
 /// `f::clear()` and `f::stats() -> CacheStats`. A method `m` gets the associated functions
 /// `m_invalidate`, `m_clear` and `m_stats` instead (a module cannot live in an `impl`).
+/// Inside async code use the async forms, `f::invalidate_async(<key arguments>)` and
+/// `f::clear_async()` (`m_invalidate_async`, `m_clear_async`), which do not block the
+/// executor for a round trip to a remote store.
+///
+/// ```
+/// use cachemacro_runtime::memoize;
+///
+/// #[memoize(ttl = "15m")]
+/// async fn page(id: u64) -> String {
+///     format!("<h1>book {id}</h1>")
+/// }
+///
+/// # tokio::runtime::Runtime::new().unwrap().block_on(async {
+/// page(312).await;
+/// assert!(page::invalidate_async(312).await);
+/// page::clear_async().await;
+/// # });
+/// ```
 ///
 /// # Limits
 ///

@@ -267,50 +267,77 @@ fn millis_option(millis: Option<u64>, rt: &TokenStream) -> TokenStream {
     }
 }
 
-/// `invalidate`, `clear` and `stats`, reaching the cache through `slot`.
+/// `invalidate`, `clear` and `stats`, each async form next to its sync one, reaching the
+/// cache through `slot`.
 fn companions(
     shape: &FnShape,
     key: &KeyPlan,
     slot: &TokenStream,
     rt: &TokenStream,
-) -> [Companion; 3] {
+) -> [Companion; 5] {
     let generics = &shape.sig.generics;
     let where_clause = &shape.sig.generics.where_clause;
     let receiver = key.uses_receiver.then(|| quote!(&self,));
     let companion_args = &key.companion_args;
     let key_expr = &key.companion_expr;
-    let [invalidate, clear, stats] = if shape.in_impl {
+    let [invalidate, invalidate_async, clear, clear_async, stats] = if shape.in_impl {
         [
             "Removes the cached result of the memoized method for these arguments; returns whether there was one.",
+            "Removes the cached result of the memoized method for these arguments through the store's async removal; returns whether there was one. Use it in async code, where the sync form would block the executor for a round trip to a remote store.",
             "Removes every cached result of the memoized method.",
+            "Removes every cached result of the memoized method through the store's async clear. Use it in async code, where the sync form would block the executor for a round trip to a remote store.",
             "Hits, misses, entries and evictions of the memoized method's cache.",
         ]
     } else {
         [
             "Removes the cached result for these arguments; returns whether there was one.",
+            "Removes the cached result for these arguments through the store's async removal; returns whether there was one. Use it in async code, where `invalidate` would block the executor for a round trip to a remote store.",
             "Removes every cached result of this function.",
+            "Removes every cached result of this function through the store's async clear. Use it in async code, where `clear` would block the executor for a round trip to a remote store.",
             "Hits, misses, entries and evictions of this function's cache.",
         ]
     };
+    let invalidate_signature =
+        quote!(#generics (#receiver #(#companion_args),*) -> bool #where_clause);
     [
         Companion {
             name: "invalidate",
             doc: invalidate,
-            signature: quote!(#generics (#receiver #(#companion_args),*) -> bool #where_clause),
+            is_async: false,
+            signature: invalidate_signature.clone(),
             body: Some(quote! {
                 let __cachemacro_key = #key_expr;
                 #slot.invalidate(&__cachemacro_key)
             }),
         },
         Companion {
+            name: "invalidate_async",
+            doc: invalidate_async,
+            is_async: true,
+            signature: invalidate_signature,
+            body: Some(quote! {
+                let __cachemacro_key = #key_expr;
+                #slot.invalidate_async(&__cachemacro_key).await
+            }),
+        },
+        Companion {
             name: "clear",
             doc: clear,
+            is_async: false,
             signature: quote!(()),
             body: Some(quote!(#slot.clear())),
         },
         Companion {
+            name: "clear_async",
+            doc: clear_async,
+            is_async: true,
+            signature: quote!(()),
+            body: Some(quote!(#slot.clear_async().await)),
+        },
+        Companion {
             name: "stats",
             doc: stats,
+            is_async: false,
             signature: quote!(() -> #rt::__private::CacheStats),
             body: Some(quote!(#slot.stats())),
         },
@@ -318,7 +345,8 @@ fn companions(
 }
 
 /// A free function `f` gets a module `f` holding `state` and the companions; a method `m`
-/// gets them as associated functions `m_invalidate`, `m_clear` and `m_stats`.
+/// gets them as associated functions `m_invalidate`, `m_invalidate_async`, `m_clear`,
+/// `m_clear_async` and `m_stats`.
 fn place_companions(
     function: &ItemFn,
     shape: &FnShape,

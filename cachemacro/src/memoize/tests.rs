@@ -21,11 +21,20 @@ fn lookup() -> ItemFn {
     )
 }
 
-/// The arguments of the `invalidate` function among `module`'s items.
+/// The arguments of the `invalidate` function among `module`'s items, checked to be
+/// those of the `async fn invalidate_async` too.
 fn invalidate_inputs(module: &syn::ItemMod) -> String {
     let (_, items) = module.content.as_ref().expect("an inline module");
     let invalidate = function(items, "invalidate");
+    let invalidate_async = function(items, "invalidate_async");
+    assert!(invalidate.sig.asyncness.is_none());
+    assert!(invalidate_async.sig.asyncness.is_some());
     let inputs = &invalidate.sig.inputs;
+    let async_inputs = &invalidate_async.sig.inputs;
+    assert_eq!(
+        quote!(#inputs).to_string(),
+        quote!(#async_inputs).to_string()
+    );
     quote!(#inputs).to_string()
 }
 
@@ -113,7 +122,16 @@ fn a_valid_function_expands_with_its_companions() {
     assert!(compile_errors(&items).is_empty());
     function(&items, "lookup");
     let companions = module(&items, "lookup");
-    assert_eq!(function_names(companions), ["invalidate", "clear", "stats"]);
+    assert_eq!(
+        function_names(companions),
+        [
+            "invalidate",
+            "invalidate_async",
+            "clear",
+            "clear_async",
+            "stats"
+        ]
+    );
     assert_eq!(
         invalidate_inputs(companions),
         quote!(id: u32, name: &str).to_string()
@@ -141,7 +159,16 @@ fn on_an_option_error_the_function_and_stand_in_companions_are_kept() {
     let kept = function(&items, "lookup");
     assert_eq!(quote!(#kept).to_string(), quote!(#original).to_string());
     let stand_ins = module(&items, "lookup");
-    assert_eq!(function_names(stand_ins), ["invalidate", "clear", "stats"]);
+    assert_eq!(
+        function_names(stand_ins),
+        [
+            "invalidate",
+            "invalidate_async",
+            "clear",
+            "clear_async",
+            "stats"
+        ]
+    );
     // Shaped by the options that were right: `db` stays out.
     assert_eq!(
         invalidate_inputs(stand_ins),
@@ -194,14 +221,26 @@ fn a_method_gets_associated_stand_ins() {
         .collect();
     assert_eq!(
         names,
-        ["count", "count_invalidate", "count_clear", "count_stats"]
+        [
+            "count",
+            "count_invalidate",
+            "count_invalidate_async",
+            "count_clear",
+            "count_clear_async",
+            "count_stats"
+        ]
     );
-    let invalidate = function(&items, "count_invalidate");
-    let inputs = &invalidate.sig.inputs;
-    assert_eq!(
-        quote!(#inputs).to_string(),
-        quote!(&self, genre: &str).to_string()
-    );
+    for name in ["count_invalidate", "count_invalidate_async"] {
+        let inputs = &function(&items, name).sig.inputs;
+        assert_eq!(
+            quote!(#inputs).to_string(),
+            quote!(&self, genre: &str).to_string()
+        );
+    }
+    assert!(function(&items, "count_clear_async")
+        .sig
+        .asyncness
+        .is_some());
 }
 
 #[test]

@@ -120,13 +120,14 @@ fn module_doc(ident: &Ident) -> String {
     )
 }
 
-/// `invalidate`, `clear` and `stats` of the page cache in `__CACHEMACRO_PAGE`, which is
-/// empty until the handler's first request.
-fn companions(rt: &TokenStream) -> [Companion; 3] {
+/// `invalidate`, `clear` and `stats` of the page cache in `__CACHEMACRO_PAGE`, each async
+/// form next to its sync one; the cache is empty until the handler's first request.
+fn companions(rt: &TokenStream) -> [Companion; 5] {
     [
         Companion {
             name: "invalidate",
             doc: "Removes the page stored for `uri` (with its host, as requested), with all its variants; returns whether there was one.",
+            is_async: false,
             signature: quote!((uri: &str) -> bool),
             body: Some(quote! {
                 match __CACHEMACRO_PAGE.get() {
@@ -136,8 +137,21 @@ fn companions(rt: &TokenStream) -> [Companion; 3] {
             }),
         },
         Companion {
+            name: "invalidate_async",
+            doc: "Removes the page stored for `uri` (with its host, as requested), with all its variants, through the store's async removal; returns whether there was one. Use it in async code, where `invalidate` would block the executor for a round trip to a remote store.",
+            is_async: true,
+            signature: quote!((uri: &str) -> bool),
+            body: Some(quote! {
+                match __CACHEMACRO_PAGE.get() {
+                    #rt::__private::Some(cache) => cache.invalidate_async(uri).await,
+                    #rt::__private::None => false,
+                }
+            }),
+        },
+        Companion {
             name: "clear",
             doc: "Removes every page this handler stored.",
+            is_async: false,
             signature: quote!(()),
             body: Some(quote! {
                 if let #rt::__private::Some(cache) = __CACHEMACRO_PAGE.get() {
@@ -146,8 +160,20 @@ fn companions(rt: &TokenStream) -> [Companion; 3] {
             }),
         },
         Companion {
+            name: "clear_async",
+            doc: "Removes every page this handler stored, through the store's async clear. Use it in async code, where `clear` would block the executor for a round trip to a remote store.",
+            is_async: true,
+            signature: quote!(()),
+            body: Some(quote! {
+                if let #rt::__private::Some(cache) = __CACHEMACRO_PAGE.get() {
+                    cache.clear_async().await;
+                }
+            }),
+        },
+        Companion {
             name: "stats",
             doc: "Hits, misses and entries of this handler's page cache.",
+            is_async: false,
             signature: quote!(() -> #rt::__private::CacheStats),
             body: Some(quote! {
                 match __CACHEMACRO_PAGE.get() {

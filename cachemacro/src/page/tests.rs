@@ -177,7 +177,16 @@ fn the_handler_takes_the_request_head_in_front_and_keeps_its_extractors() {
         quote!(-> ::cachemacro_runtime::__private::Response).to_string()
     );
     let companions = module(&items, "book");
-    assert_eq!(function_names(companions), ["invalidate", "clear", "stats"]);
+    assert_eq!(
+        function_names(companions),
+        [
+            "invalidate",
+            "invalidate_async",
+            "clear",
+            "clear_async",
+            "stats"
+        ]
+    );
 }
 
 #[test]
@@ -229,7 +238,16 @@ fn on_an_error_the_handler_and_stand_in_companions_are_kept() {
     let kept = function(&items, "book");
     assert_eq!(quote!(#kept).to_string(), quote!(#handler).to_string());
     let stand_ins = module(&items, "book");
-    assert_eq!(function_names(stand_ins), ["invalidate", "clear", "stats"]);
+    assert_eq!(
+        function_names(stand_ins),
+        [
+            "invalidate",
+            "invalidate_async",
+            "clear",
+            "clear_async",
+            "stats"
+        ]
+    );
     // Stand-ins reach no page cache: there is none.
     let text = quote!(#stand_ins).to_string();
     assert!(!text.contains("__CACHEMACRO_PAGE"), "{text}");

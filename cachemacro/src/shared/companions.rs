@@ -1,10 +1,11 @@
-//! The companions of a cached function (`invalidate`, `clear`, `stats`): where they go,
-//! how visible they are, and the stand-ins emitted in their place when the attribute is
-//! wrong.
+//! The companions of a cached function (`invalidate`, `clear`, `stats`, and the async
+//! `invalidate_async` and `clear_async`): where they go, how visible they are, and the
+//! stand-ins emitted in their place when the attribute is wrong.
 //!
 //! A free function `f` gets a module `f` holding them (a function and a module of one
 //! name live in different namespaces); a method `m` gets associated functions
-//! `m_invalidate`, `m_clear` and `m_stats`, since an impl block cannot hold a module.
+//! `m_invalidate`, `m_clear`, `m_stats` and so on, since an impl block cannot hold a
+//! module.
 
 use proc_macro2::TokenStream;
 use quote::{format_ident, quote, ToTokens};
@@ -13,9 +14,12 @@ use syn::{FnArg, Ident, Signature, Visibility};
 
 /// One companion function.
 pub(crate) struct Companion {
-    /// `invalidate`, `clear` or `stats`; next to a method, prefixed with its name.
+    /// `invalidate`, `clear`, `stats` or an `_async` form; next to a method, prefixed
+    /// with its name.
     pub(crate) name: &'static str,
     pub(crate) doc: &'static str,
+    /// An `async fn`: the forms that reach a remote store without blocking the executor.
+    pub(crate) is_async: bool,
     /// What stands between the name and the body: generics, arguments, return type and
     /// where-clause.
     pub(crate) signature: TokenStream,
@@ -33,18 +37,19 @@ impl Companion {
 
     fn emit(&self, vis: &TokenStream, ident: &Ident) -> TokenStream {
         let Companion { doc, signature, .. } = self;
+        let asyncness = self.is_async.then(|| quote!(async));
         match &self.body {
             Some(body) => quote! {
                 #[doc = #doc]
                 #[allow(dead_code)]
-                #vis fn #ident #signature {
+                #vis #asyncness fn #ident #signature {
                     #body
                 }
             },
             None => quote! {
                 #[doc = #doc]
                 #[allow(dead_code, unused_variables)]
-                #vis fn #ident #signature {
+                #vis #asyncness fn #ident #signature {
                     ::core::unreachable!()
                 }
             },

@@ -1,5 +1,5 @@
 use quote::quote;
-use syn::{parse_quote, Item};
+use syn::{parse_quote, Item, ItemFn};
 
 use super::*;
 use crate::shared::inspect::{function_names, items, module};
@@ -54,6 +54,7 @@ fn clear(body: Option<TokenStream>) -> Companion {
     Companion {
         name: "clear",
         doc: "Removes everything.",
+        is_async: false,
         signature: quote!(()),
         body,
     }
@@ -103,4 +104,24 @@ fn a_stand_in_keeps_the_signature_and_drops_the_body() {
     assert!(!text.contains("STATE"), "{text}");
     assert!(text.contains("unreachable"), "{text}");
     assert!(text.contains("unused_variables"), "{text}");
+}
+
+fn clear_async() -> Companion {
+    Companion {
+        name: "clear_async",
+        is_async: true,
+        ..clear(Some(quote!(STATE.clear_async().await;)))
+    }
+}
+
+#[test]
+fn an_async_companion_and_its_stand_in_are_async_fns() {
+    for companion in [clear_async(), clear_async().stand_in()] {
+        let emitted = companion.emit(&quote!(pub), &parse_quote!(clear_async));
+        let function: ItemFn = syn::parse2(emitted).expect("a function");
+        assert!(function.sig.asyncness.is_some(), "{}", quote!(#function));
+    }
+    let sync = clear(None).emit(&quote!(pub), &parse_quote!(clear));
+    let function: ItemFn = syn::parse2(sync).expect("a function");
+    assert!(function.sig.asyncness.is_none());
 }

@@ -17,4 +17,9 @@ fn main() {
     book::clear();
     let _: u64 = book::stats().hits;
     not_async::clear();
+    let _ = async {
+        let _: bool = book::invalidate_async("/books/1").await;
+        book::clear_async().await;
+        not_async::clear_async().await;
+    };
 }

@@ -35,4 +35,11 @@ fn main() {
     let _: bool = catalog.size_invalidate("poetry");
     Catalog::size_clear();
     let _: u64 = Catalog::size_stats().misses;
+    let _ = async {
+        let _: bool = lookup::invalidate_async(1).await;
+        lookup::clear_async().await;
+        let _: bool = first_word::invalidate_async("a b").await;
+        let _: bool = catalog.size_invalidate_async("poetry").await;
+        Catalog::size_clear_async().await;
+    };
 }
