@@ -70,6 +70,7 @@ mod builder;
 mod removal;
 mod shard;
 mod sharded;
+mod sketch;
 mod slab;
 mod weigher;
 

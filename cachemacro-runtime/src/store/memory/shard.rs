@@ -6,6 +6,7 @@ use std::sync::atomic::Ordering::Relaxed;
 use hashbrown::HashTable;
 
 use super::removal::{RemovalCause, Removed};
+use super::sketch::FrequencySketch;
 use super::slab::{Queue, Slab, Slot, Times, NIL};
 
 /// How many of the oldest entries each insert checks for expiry. Small and constant so a
@@ -14,7 +15,7 @@ use super::slab::{Queue, Slab, Slot, Times, NIL};
 const PURGE_PER_WRITE: usize = 4;
 
 /// The small (probationary) FIFO's share of a shard, in `1 / SHARE_ONE` units, at the
-/// start: 3% (`quick_cache`'s default). Ghost hits then move it (see `Shard::adapt`).
+/// start: 3% (`quick_cache`'s default). Returning keys then move it (see `Shard::adapt`).
 const INITIAL_SMALL_SHARE: u32 = SHARE_ONE * 3 / 100;
 
 /// The bounds of the small queue's share: it never vanishes (new keys need a probation
@@ -45,6 +46,9 @@ pub(super) struct Shard<K, V> {
     /// Direct-mapped ghost table of recently evicted keys (see `Ghost`); allocated at the
     /// first eviction.
     ghost: Ghost,
+    /// Recent frequency of the keys missed and of the entries found read by the
+    /// eviction; allocated at the first eviction.
+    sketch: FrequencySketch,
     pub(super) capacity: usize,
     /// False for an unbounded shard: everything goes to main, which is then never evicted.
     bounded: bool,
@@ -70,6 +74,7 @@ impl<K, V> Shard<K, V> {
             table: HashTable::new(),
             slab: Slab::new(weighted),
             ghost: Ghost::default(),
+            sketch: FrequencySketch::default(),
             capacity,
             bounded: bounded || max_weight.is_some(),
             max_weight: max_weight.unwrap_or(u64::MAX),
@@ -137,6 +142,7 @@ impl<K, V> Shard<K, V> {
             // weight (whose entry capacity is the unbounded maximum).
             let len = self.slab.slots.len().clamp(1, self.capacity.max(1));
             self.ghost = Ghost::with_len(len);
+            self.sketch = FrequencySketch::with_entries(len);
         }
         self.ghost.insert(hash, queue);
     }
@@ -196,6 +202,8 @@ impl<K, V> Shard<K, V> {
             }
             // Read while on probation: promoted to main, at the cost of one level.
             slot.freq.store(freq - 1, Relaxed);
+            let hash = slot.hash;
+            self.sketch.increment(hash);
             self.slab.unlink(idx);
             self.slab.link_newest(idx, Queue::Main);
         }
@@ -224,6 +232,8 @@ impl<K, V> Shard<K, V> {
                 return true;
             }
             slot.freq.store(freq - 1, Relaxed);
+            let hash = slot.hash;
+            self.sketch.increment(hash);
             self.slab.unlink(idx);
             self.slab.link_newest(idx, Queue::Main);
         }
@@ -275,15 +285,38 @@ impl<K, V> Shard<K, V> {
         };
     }
 
+    /// TinyLFU's admission test: whether a returning key has been seen more often than
+    /// main's oldest entry, which it would push toward eviction. The victim's reads since
+    /// the eviction last looked at it are not in the sketch yet (hits do not write to
+    /// it), so its entry's frequency is added. On a loop larger than the cache every key
+    /// ties and none displaces another, so main keeps its keys instead of cycling them
+    /// all out.
+    fn outranks_main_victim(&self, hash: u32) -> bool {
+        let victim = self.slab.main.oldest;
+        if victim == NIL {
+            return true;
+        }
+        let slot = &self.slab.slots[victim as usize];
+        let victim_frequency =
+            self.sketch.frequency(slot.hash) + u8::from(slot.freq.load(Relaxed) > 0);
+        self.sketch.frequency(hash) > victim_frequency
+    }
+
     /// The queue a new key enters: main if the key was evicted recently (or the store is
     /// unbounded), or while main is still filling up; else small.
     pub(super) fn queue_for_new(&mut self, hash: u32) -> Queue {
         if !self.bounded {
             return Queue::Main;
         }
+        self.sketch.increment(hash);
         if let Some(evicted_from) = self.ghost.take(hash) {
-            self.adapt(evicted_from);
-            return Queue::Main;
+            // Only a returning key that outranks main's victim moves the boundary: on a
+            // loop, where every key ties, the small queue would otherwise grow into a
+            // FIFO of the whole shard, which a loop larger than it empties every lap.
+            if self.outranks_main_victim(hash) {
+                self.adapt(evicted_from);
+                return Queue::Main;
+            }
         }
         let main_filling = !self.filled
             && self.slab.main.len < self.main_capacity()
@@ -299,6 +332,7 @@ impl<K, V> Shard<K, V> {
     pub(super) fn clear(&mut self) -> Vec<Slot<K, V>> {
         self.table.clear();
         self.ghost = Ghost::default();
+        self.sketch = FrequencySketch::default();
         self.filled = false;
         self.small_share = INITIAL_SMALL_SHARE;
         self.slab.clear()
