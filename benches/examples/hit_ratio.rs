@@ -6,8 +6,9 @@
 //! ```
 //!
 //! Every policy sees the same trace, through the access pattern of a memoizing cache: a
-//! lookup, and on a miss an insert. All hits are counted from the first access (cold
-//! misses included), for Bélády too, so the columns are directly comparable.
+//! lookup, and on a miss an insert (`cachemacro_benches::replay`, shared with
+//! `examples/trace_replay.rs`). All hits are counted from the first access (cold misses
+//! included), for Bélády too, so the columns are directly comparable.
 //!
 //! Traces (100 000 keys, `TRACE_LEN` accesses, fixed seeds, so every run is identical):
 //! - `zipf 0.8`, `zipf 1.0`: independent Zipf draws (rank `k` with weight `1 / k^s`);
@@ -15,12 +16,9 @@
 //!   20 000 keys that never occur again (a batch job, a crawler);
 //! - `loop 1.1x`: keys `0..1.1 * cache size` read in order, over and over.
 
-use std::collections::hash_map::Entry;
-use std::collections::{BinaryHeap, HashMap};
-use std::num::NonZeroUsize;
 use std::time::Instant;
 
-use cachemacro_runtime::{MemoryStore, Store};
+use cachemacro_benches::replay::Policy;
 
 /// Distinct keys of the Zipf traces.
 const KEY_SPACE: usize = 100_000;
@@ -109,114 +107,6 @@ fn loop_trace(len: usize) -> Vec<u64> {
     (0..TRACE_LEN).map(|i| key_of(i % len)).collect()
 }
 
-/// Hit ratio of one policy: `access` looks a key up, inserts it on a miss and says
-/// whether it hit.
-fn hit_ratio(trace: &[u64], mut access: impl FnMut(u64) -> bool) -> f64 {
-    let hits = trace.iter().filter(|&&key| access(key)).count();
-    hits as f64 / trace.len() as f64
-}
-
-fn memory_store(trace: &[u64], capacity: usize) -> f64 {
-    let store: MemoryStore<u64, u64> = MemoryStore::builder().capacity(capacity).build();
-    hit_ratio(trace, |key| match store.get(&key) {
-        Ok(Some(_)) => true,
-        _ => {
-            store.insert(key, key, None).expect("memory store insert");
-            false
-        }
-    })
-}
-
-fn exact_lru(trace: &[u64], capacity: usize) -> f64 {
-    let mut lru = lru::LruCache::new(NonZeroUsize::new(capacity).expect("capacity > 0"));
-    hit_ratio(trace, |key| {
-        if lru.get(&key).is_some() {
-            true
-        } else {
-            lru.put(key, key);
-            false
-        }
-    })
-}
-
-fn moka(trace: &[u64], capacity: usize) -> f64 {
-    // As a user runs it: moka applies its policy in batches on its own schedule.
-    let cache = moka::sync::Cache::new(capacity as u64);
-    hit_ratio(trace, |key| {
-        if cache.get(&key).is_some() {
-            true
-        } else {
-            cache.insert(key, key);
-            false
-        }
-    })
-}
-
-fn quick_cache(trace: &[u64], capacity: usize) -> f64 {
-    let cache = quick_cache::sync::Cache::new(capacity);
-    hit_ratio(trace, |key| {
-        if cache.get(&key).is_some() {
-            true
-        } else {
-            cache.insert(key, key);
-            false
-        }
-    })
-}
-
-/// Bélády's MIN with bypass: on a miss with the cache full, the key whose next use is
-/// farthest, the incoming one included, is the one left out. An upper bound for every
-/// online policy, admission-controlled ones (moka, quick_cache) included.
-fn belady(trace: &[u64], capacity: usize) -> f64 {
-    const NEVER: usize = usize::MAX;
-    let mut next_use = vec![NEVER; trace.len()];
-    let mut seen: HashMap<u64, usize> = HashMap::with_capacity(KEY_SPACE);
-    for (i, &key) in trace.iter().enumerate().rev() {
-        if let Some(later) = seen.insert(key, i) {
-            next_use[i] = later;
-        }
-    }
-    drop(seen);
-    // Cached key -> its next use; the heap holds (next use, key) with stale pairs skipped.
-    let mut cached: HashMap<u64, usize> = HashMap::with_capacity(capacity);
-    let mut farthest: BinaryHeap<(usize, u64)> = BinaryHeap::with_capacity(capacity * 2);
-    let mut hits = 0usize;
-    for (i, &key) in trace.iter().enumerate() {
-        let next = next_use[i];
-        match cached.entry(key) {
-            Entry::Occupied(mut hit) => {
-                hits += 1;
-                hit.insert(next);
-                farthest.push((next, key));
-                continue;
-            }
-            Entry::Vacant(_) if next == NEVER => continue,
-            Entry::Vacant(_) => {}
-        }
-        if cached.len() >= capacity {
-            let victim = loop {
-                let (victim_next, victim) = farthest.pop().expect("a full cache has entries");
-                if cached.get(&victim) == Some(&victim_next) {
-                    break (victim_next, victim);
-                }
-            };
-            if victim.0 <= next {
-                // Every cached key is needed sooner than the incoming one: bypass it.
-                farthest.push(victim);
-                continue;
-            }
-            cached.remove(&victim.1);
-        }
-        cached.insert(key, next);
-        farthest.push((next, key));
-        // Keep the lazily deleted pairs bounded.
-        if farthest.len() > capacity * 8 {
-            farthest = cached.iter().map(|(&k, &n)| (n, k)).collect();
-        }
-    }
-    hits as f64 / trace.len() as f64
-}
-
 fn main() {
     let started = Instant::now();
     let sizes = [KEY_SPACE / 100, KEY_SPACE / 10];
@@ -243,11 +133,12 @@ fn main() {
                     looped.as_slice()
                 }
             };
-            let opt = belady(trace, size);
-            let lru = exact_lru(trace, size);
-            let moka = moka(trace, size);
-            let quick = quick_cache(trace, size);
-            let ours = memory_store(trace, size);
+            let ratio = |policy: Policy| policy.replay(trace, size).hit_ratio();
+            let opt = ratio(Policy::Belady);
+            let lru = ratio(Policy::Lru);
+            let moka = ratio(Policy::Moka);
+            let quick = ratio(Policy::QuickCache);
+            let ours = ratio(Policy::MemoryStore);
             let pct = |ratio: f64| ratio * 100.0;
             println!(
                 "| {name} | {size} ({}%) | {:.2} | {:.2} | {:.2} | {:.2} | {:.2} | {:+.2} | {:+.2} |",

@@ -15,18 +15,30 @@
 //!   and touches only atomics in the entry: the 2-bit S3-FIFO frequency and, with a time
 //!   to idle, the last-read stamp. Readers never wait for each other.
 //! - Eviction follows S3-FIFO (Yang et al., "FIFO queues are all you need for cache
-//!   eviction", SOSP '23), with `quick_cache`'s refinements. Once the main FIFO is full
-//!   (97% of the shard), new keys enter a small FIFO; eviction takes from the small queue
-//!   first, promoting to main an entry that was read meanwhile and otherwise evicting it,
-//!   with its hash remembered in a ghost table. A new key whose hash is in the ghost
-//!   table goes straight to main. Main is a FIFO with second chances: an entry read since
-//!   it was last examined loses one frequency level and goes back to the tail. One-time
-//!   keys (scans) therefore never displace the main queue, and a key that comes back
-//!   after its eviction (a loop slightly larger than the cache) is kept the second time.
-//!   Measured against LRU, moka, quick_cache and Bélády in `examples/hit_ratio.rs` (see
-//!   BENCHMARKS.md, "Hit ratio").
+//!   eviction", SOSP '23), with `quick_cache`'s refinements. Once the shard is full, new
+//!   keys enter a small FIFO; eviction takes from the small queue while main is within
+//!   its share, promoting to main an entry that was read meanwhile and otherwise evicting
+//!   it. Main is a FIFO with second chances: an entry read since it was last examined
+//!   loses one frequency level and goes back to the tail. One-time keys (scans)
+//!   therefore never displace the main queue.
+//! - Evicted keys leave their hash in a ghost table, tagged with the queue they left. A
+//!   new key found there is a key that came back, and TinyLFU decides whether it enters
+//!   main directly (Einziger et al., ACM ToS 2017): a count-min sketch of 4-bit counters
+//!   (one 8-byte word per entry, halved every 10 increments per entry), fed by every miss
+//!   and by every read the eviction finds, must rate it above main's oldest entry (whose
+//!   pending reads count too). Otherwise it goes on probation like any new key, so on a
+//!   loop larger than the cache, where every key ties, main keeps its keys.
+//! - An admitted key also moves the boundary between the queues, as ARC moves its target
+//!   (Megiddo and Modha, FAST '03): back from the small queue, the small queue was too
+//!   short to see its second use and grows; back from main, main grows. The step is one
+//!   entry times the ratio of the two ghosts' populations, and the small queue's share
+//!   stays between 1% and 90% of the shard. Recency-heavy workloads (a database's block
+//!   trace) settle on a long small queue, close to LRU, frequency-heavy ones on a short one.
+//!   Measured against LRU, moka, quick_cache and Bélády in `examples/hit_ratio.rs` and, on
+//!   the ARC paper's traces, `examples/trace_replay.rs` (see BENCHMARKS.md, "Hit ratio").
 //! - Each shard is its own S3-FIFO cache with `capacity / shards` entries, like
-//!   `quick_cache`: the policy state lives under the shard's write lock, so there is no
+//!   `quick_cache`, with its own sketch, ghost and boundary, so a shard that gets more
+//!   keys than another adapts to its own traffic: the policy state lives under the shard's write lock, so there is no
 //!   global policy lock, writers to different shards never contend, and a burst of
 //!   inserts never blocks readers of other shards. Every structural change of a shard
 //!   happens under its write lock, so no shard, and hence not the store, ever holds more
@@ -59,7 +71,8 @@
 //! # Layout
 //!
 //! [`slab`] holds one shard's dense entries and the FIFOs linked through them; [`shard`]
-//! is one S3-FIFO cache over a slab, with its hash table and ghost; [`sharded`] is
+//! is one S3-FIFO cache over a slab, with its hash table, ghost and admission test;
+//! [`sketch`] is the frequency sketch the admission test reads; [`sharded`] is
 //! [`MemoryStore`]: the locked shards, the hit path and the [`Store`](crate::Store)
 //! implementation; [`builder`] holds the settings and splits the bounds between shards;
 //! [`removal`] says why an entry left and batches the listener's reports; [`weigher`]
@@ -70,6 +83,7 @@ mod builder;
 mod removal;
 mod shard;
 mod sharded;
+mod sketch;
 mod slab;
 mod weigher;
 

@@ -6,6 +6,7 @@ use std::sync::atomic::Ordering::Relaxed;
 use hashbrown::HashTable;
 
 use super::removal::{RemovalCause, Removed};
+use super::sketch::FrequencySketch;
 use super::slab::{Queue, Slab, Slot, Times, NIL};
 
 /// How many of the oldest entries each insert checks for expiry. Small and constant so a
@@ -13,11 +14,19 @@ use super::slab::{Queue, Slab, Slot, Times, NIL};
 /// than they can pile up, since each insert adds one entry and may purge up to this many.
 const PURGE_PER_WRITE: usize = 4;
 
-/// Share of a shard's capacity kept for the small (probationary) FIFO, in percent. The
-/// paper uses 10%; measured with `examples/hit_ratio.rs`, 3% (`quick_cache`'s default)
-/// scores the same on Zipf and scan traces (within 0.05 point) and 1 point better on a
-/// loop slightly larger than the cache, where the small queue is pure loss.
-const SMALL_QUEUE_PERCENT: usize = 3;
+/// The small (probationary) FIFO's share of a shard, in `1 / SHARE_ONE` units, at the
+/// start: 3% (`quick_cache`'s default). Returning keys then move it (see `Shard::adapt`).
+const INITIAL_SMALL_SHARE: u32 = SHARE_ONE * 3 / 100;
+
+/// The bounds of the small queue's share: it never vanishes (new keys need a probation
+/// to be told from one-hit wonders) and never takes the whole shard (main must keep
+/// room for the keys that proved themselves).
+const MIN_SMALL_SHARE: u32 = SHARE_ONE / 100;
+const MAX_SMALL_SHARE: u32 = SHARE_ONE * 90 / 100;
+
+/// Fixed-point unit of a share of the shard.
+const SHARE_ONE: u32 = 1 << 16;
+const HALF_SHARE: u64 = 1 << 15;
 
 /// The frequency saturates at 3 (two bits' worth): enough to tell one-hit wonders from
 /// hot keys, and a hot key's entry is then only ever read, never written, by hits.
@@ -34,17 +43,23 @@ fn table_hash(hash: u32) -> u64 {
 pub(super) struct Shard<K, V> {
     pub(super) table: HashTable<u32>,
     pub(super) slab: Slab<K, V>,
-    /// Direct-mapped ghost table of folded hashes (0 = empty slot); allocated at the
-    /// first eviction. A collision overwrites the older hash, which approximates the
-    /// paper's FIFO ghost queue at 4 bytes per slot and no bookkeeping.
-    ghost: Box<[u32]>,
+    /// Direct-mapped ghost table of recently evicted keys (see `Ghost`); allocated at the
+    /// first eviction.
+    ghost: Ghost,
+    /// Recent frequency of the keys missed and of the entries found read by the
+    /// eviction; allocated at the first eviction.
+    sketch: FrequencySketch,
     pub(super) capacity: usize,
-    /// 0 for an unbounded shard: everything goes to main, which is then never evicted.
-    small_capacity: usize,
+    /// False for an unbounded shard: everything goes to main, which is then never evicted.
+    bounded: bool,
     /// Bound on the sum of the weights; `u64::MAX` without `max_bytes`.
     pub(super) max_weight: u64,
-    /// The small queue's share of `max_weight`.
-    small_max_weight: u64,
+    /// The small queue's target share of the shard (of its entries and of its weight), in
+    /// `1 / SHARE_ONE` units.
+    small_share: u32,
+    /// Set at the first eviction: from then on new keys go through the small queue even
+    /// while main is below its target.
+    filled: bool,
 }
 
 impl<K, V> Shard<K, V> {
@@ -55,23 +70,16 @@ impl<K, V> Shard<K, V> {
         weighted: bool,
         max_weight: Option<u64>,
     ) -> Self {
-        let bounded = bounded || max_weight.is_some();
-        let small_capacity = if bounded {
-            // In `u64`: `capacity * 3` overflows a 32-bit `usize` for large capacities.
-            let share = capacity as u64 * SMALL_QUEUE_PERCENT as u64 / 100;
-            (share as usize).max(1).min(capacity)
-        } else {
-            0
-        };
-        let max_weight = max_weight.unwrap_or(u64::MAX);
         Shard {
             table: HashTable::new(),
             slab: Slab::new(weighted),
-            ghost: Box::default(),
+            ghost: Ghost::default(),
+            sketch: FrequencySketch::default(),
             capacity,
-            small_capacity,
-            max_weight,
-            small_max_weight: max_weight / 100 * SMALL_QUEUE_PERCENT as u64,
+            bounded: bounded || max_weight.is_some(),
+            max_weight: max_weight.unwrap_or(u64::MAX),
+            small_share: INITIAL_SMALL_SHARE,
+            filled: false,
         }
     }
 
@@ -126,29 +134,17 @@ impl<K, V> Shard<K, V> {
         (slot.key, slot.value)
     }
 
-    fn ghost_insert(&mut self, hash: u32) {
+    /// Remembers that the key of `hash` was just evicted from `queue`.
+    fn ghost_insert(&mut self, hash: u32, queue: Queue) {
         if self.ghost.is_empty() {
             // Sized by the entries the shard holds at its first eviction: its capacity
             // when bounded by entries, and an estimate of how many fit when bounded by
             // weight (whose entry capacity is the unbounded maximum).
             let len = self.slab.slots.len().clamp(1, self.capacity.max(1));
-            self.ghost = vec![0; len.next_power_of_two()].into_boxed_slice();
+            self.ghost = Ghost::with_len(len);
+            self.sketch = FrequencySketch::with_entries(len);
         }
-        let at = hash as usize & (self.ghost.len() - 1);
-        self.ghost[at] = hash.max(1);
-    }
-
-    /// Whether `hash` was evicted from the small queue recently; forgets it if so.
-    fn ghost_take(&mut self, hash: u32) -> bool {
-        if self.ghost.is_empty() {
-            return false;
-        }
-        let at = hash as usize & (self.ghost.len() - 1);
-        let found = self.ghost[at] == hash.max(1);
-        if found {
-            self.ghost[at] = 0;
-        }
-        found
+        self.ghost.insert(hash, queue);
     }
 
     /// Purges the expired entries among the `PURGE_PER_WRITE` oldest (small queue first).
@@ -185,9 +181,10 @@ impl<K, V> Shard<K, V> {
         tti: Option<u64>,
         removed: &mut Removed<K, V>,
     ) -> bool {
+        self.filled = true;
         // Terminates: the shard's write lock keeps readers from raising frequencies, and
         // every promotion shrinks the small queue.
-        while self.slab.small.len > 0 {
+        while self.slab.small.len > 0 && !self.main_over_target() {
             let idx = self.slab.small.oldest;
             if self.slab.is_expired(idx, now, tti) {
                 let (key, value) = self.take(idx);
@@ -198,20 +195,17 @@ impl<K, V> Shard<K, V> {
             let freq = slot.freq.load(Relaxed);
             if freq == 0 {
                 let hash = slot.hash;
-                self.ghost_insert(hash);
+                self.ghost_insert(hash, Queue::Small);
                 let (key, value) = self.take(idx);
                 removed.push(key, value, RemovalCause::Evicted);
                 return true;
             }
             // Read while on probation: promoted to main, at the cost of one level.
             slot.freq.store(freq - 1, Relaxed);
+            let hash = slot.hash;
+            self.sketch.increment(hash);
             self.slab.unlink(idx);
             self.slab.link_newest(idx, Queue::Main);
-            if self.slab.main.len > self.main_capacity()
-                || self.slab.main.weight > self.main_max_weight()
-            {
-                return self.evict_main(now, tti, removed);
-            }
         }
         self.evict_main(now, tti, removed)
     }
@@ -231,31 +225,103 @@ impl<K, V> Shard<K, V> {
             let slot = &self.slab.slots[idx as usize];
             let freq = slot.freq.load(Relaxed);
             if freq == 0 {
+                let hash = slot.hash;
+                self.ghost_insert(hash, Queue::Main);
                 let (key, value) = self.take(idx);
                 removed.push(key, value, RemovalCause::Evicted);
                 return true;
             }
             slot.freq.store(freq - 1, Relaxed);
+            let hash = slot.hash;
+            self.sketch.increment(hash);
             self.slab.unlink(idx);
             self.slab.link_newest(idx, Queue::Main);
         }
         false
     }
 
+    /// Whether main holds more than its share, in entries or in weight.
+    fn main_over_target(&self) -> bool {
+        self.slab.main.len > self.main_capacity() || self.slab.main.weight > self.main_max_weight()
+    }
+
+    /// Main's share of the entries: what the small queue's share leaves.
     fn main_capacity(&self) -> usize {
-        self.capacity - self.small_capacity
+        // Rounded to the nearest entry: the share is a fraction of `SHARE_ONE`, and 3% of
+        // 100 entries must be 3, not 2.
+        let small = ((self.capacity as u64 * u64::from(self.small_share) + HALF_SHARE)
+            / u64::from(SHARE_ONE))
+        .max(1) as usize;
+        self.capacity - small.min(self.capacity)
     }
 
+    /// Main's share of the weight.
     fn main_max_weight(&self) -> u64 {
-        self.max_weight - self.small_max_weight
+        let small = ((u128::from(self.max_weight) * u128::from(self.small_share)
+            + u128::from(HALF_SHARE))
+            / u128::from(SHARE_ONE)) as u64;
+        self.max_weight - small
     }
 
-    /// The queue a new key enters: main if the key was evicted from the small queue
-    /// recently (or the store is unbounded), or while main is still filling up; else small.
+    /// Moves the boundary between the queues after a ghost hit, as ARC moves its target
+    /// (Megiddo and Modha, FAST '03): a key evicted from the small queue that comes back
+    /// says the small queue was too short to see its second use, so the small queue
+    /// grows; one evicted from main says main was too short, so main grows. The step is
+    /// one entry, times the ratio of the other ghost's population to this one's, so that
+    /// the rarer signal weighs as much as the frequent one.
+    fn adapt(&mut self, evicted_from: Queue) {
+        let (this, other) = match evicted_from {
+            Queue::Small => (self.ghost.small, self.ghost.main),
+            Queue::Main => (self.ghost.main, self.ghost.small),
+        };
+        let entries = (other / this.max(1)).max(1) as u64;
+        // Relative to the entries the shard holds: its capacity if bounded by entries, how
+        // many fit if bounded by weight.
+        let held = (self.slab.slots.len().max(1) as u64).min(self.capacity as u64);
+        let step = (entries * u64::from(SHARE_ONE) / held).clamp(1, u64::from(SHARE_ONE)) as u32;
+        self.small_share = match evicted_from {
+            Queue::Small => self.small_share.saturating_add(step).min(MAX_SMALL_SHARE),
+            Queue::Main => self.small_share.saturating_sub(step).max(MIN_SMALL_SHARE),
+        };
+    }
+
+    /// TinyLFU's admission test: whether a returning key has been seen more often than
+    /// main's oldest entry, which it would push toward eviction. The victim's reads since
+    /// the eviction last looked at it are not in the sketch yet (hits do not write to
+    /// it), so its entry's frequency is added. On a loop larger than the cache every key
+    /// ties and none displaces another, so main keeps its keys instead of cycling them
+    /// all out.
+    fn outranks_main_victim(&self, hash: u32) -> bool {
+        let victim = self.slab.main.oldest;
+        if victim == NIL {
+            return true;
+        }
+        let slot = &self.slab.slots[victim as usize];
+        let victim_frequency =
+            self.sketch.frequency(slot.hash) + u8::from(slot.freq.load(Relaxed) > 0);
+        self.sketch.frequency(hash) > victim_frequency
+    }
+
+    /// The queue a new key enters: main if the key was evicted recently (or the store is
+    /// unbounded), or while main is still filling up; else small.
     pub(super) fn queue_for_new(&mut self, hash: u32) -> Queue {
-        let main_filling = self.slab.main.len < self.main_capacity()
+        if !self.bounded {
+            return Queue::Main;
+        }
+        self.sketch.increment(hash);
+        if let Some(evicted_from) = self.ghost.take(hash) {
+            // Only a returning key that outranks main's victim moves the boundary: on a
+            // loop, where every key ties, the small queue would otherwise grow into a
+            // FIFO of the whole shard, which a loop larger than it empties every lap.
+            if self.outranks_main_victim(hash) {
+                self.adapt(evicted_from);
+                return Queue::Main;
+            }
+        }
+        let main_filling = !self.filled
+            && self.slab.main.len < self.main_capacity()
             && self.slab.main.weight < self.main_max_weight();
-        if self.small_capacity == 0 || self.ghost_take(hash) || main_filling {
+        if main_filling {
             Queue::Main
         } else {
             Queue::Small
@@ -265,7 +331,83 @@ impl<K, V> Shard<K, V> {
     /// Empties the shard and returns its entries, to be reported with no lock held.
     pub(super) fn clear(&mut self) -> Vec<Slot<K, V>> {
         self.table.clear();
-        self.ghost.fill(0);
+        self.ghost = Ghost::default();
+        self.sketch = FrequencySketch::default();
+        self.filled = false;
+        self.small_share = INITIAL_SMALL_SHARE;
         self.slab.clear()
+    }
+}
+
+/// A direct-mapped table of the hashes of recently evicted keys, each tagged with the
+/// queue it was evicted from. A collision overwrites the older hash, which approximates
+/// the paper's FIFO ghost queue at 4 bytes per slot and no bookkeeping. The slot index is
+/// the hash's low bits, so the lowest bit is implied by the slot and can hold the tag.
+#[derive(Default)]
+struct Ghost {
+    /// 0 = empty; otherwise the hash with its lowest bit replaced by the tag (1 = small).
+    slots: Box<[u32]>,
+    /// Slots holding a key evicted from the small queue, and from main.
+    small: u32,
+    main: u32,
+}
+
+impl Ghost {
+    /// At least 2 slots, so that the lowest bit of the hash is part of the index.
+    fn with_len(len: usize) -> Self {
+        Ghost {
+            slots: vec![0; len.max(2).next_power_of_two()].into_boxed_slice(),
+            small: 0,
+            main: 0,
+        }
+    }
+
+    fn is_empty(&self) -> bool {
+        self.slots.is_empty()
+    }
+
+    /// The stored form of `hash` without its tag; never 0, which marks an empty slot.
+    fn untagged(hash: u32) -> u32 {
+        match hash & !1 {
+            0 => 2,
+            untagged => untagged,
+        }
+    }
+
+    fn count(&mut self, stored: u32) -> &mut u32 {
+        if stored & 1 == 1 {
+            &mut self.small
+        } else {
+            &mut self.main
+        }
+    }
+
+    fn insert(&mut self, hash: u32, queue: Queue) {
+        let at = hash as usize & (self.slots.len() - 1);
+        let stored = Self::untagged(hash) | u32::from(queue == Queue::Small);
+        let old = std::mem::replace(&mut self.slots[at], stored);
+        if old != 0 {
+            *self.count(old) -= 1;
+        }
+        *self.count(stored) += 1;
+    }
+
+    /// The queue the key of `hash` was recently evicted from, if any; forgets it.
+    fn take(&mut self, hash: u32) -> Option<Queue> {
+        if self.slots.is_empty() {
+            return None;
+        }
+        let at = hash as usize & (self.slots.len() - 1);
+        let stored = self.slots[at];
+        if stored == 0 || stored & !1 != Self::untagged(hash) {
+            return None;
+        }
+        self.slots[at] = 0;
+        *self.count(stored) -= 1;
+        Some(if stored & 1 == 1 {
+            Queue::Small
+        } else {
+            Queue::Main
+        })
     }
 }

@@ -7,6 +7,7 @@ use std::thread;
 use std::time::Duration;
 
 use super::builder::{default_shard_count, MIN_SHARD_CAPACITY, MIN_SHARD_WEIGHT};
+use super::sketch::FrequencySketch;
 use super::slab::{Queue, NIL};
 use super::{MemoryStore, MemoryStoreBuilder, RemovalCause};
 use crate::store::{Store, StoreStats};
@@ -900,4 +901,97 @@ fn a_weigher_alone_sums_weights_without_bounding() {
         .shards
         .iter()
         .all(|s| s.0.read().unwrap().slab.weights.is_empty()));
+}
+
+#[test]
+fn the_sketch_counts_each_key_up_to_fifteen() {
+    let mut sketch = FrequencySketch::with_entries(1_024);
+    assert_eq!(sketch.frequency(7), 0);
+    for _ in 0..5 {
+        sketch.increment(7);
+    }
+    assert_eq!(sketch.frequency(7), 5);
+    assert_eq!(sketch.frequency(8), 0);
+    for _ in 0..20 {
+        sketch.increment(7);
+    }
+    assert_eq!(sketch.frequency(7), 15);
+    // An empty (not yet allocated) sketch counts nothing and never fails.
+    let mut empty = FrequencySketch::default();
+    empty.increment(7);
+    assert_eq!(empty.frequency(7), 0);
+}
+
+#[test]
+fn the_sketch_halves_its_counters() {
+    let mut sketch = FrequencySketch::with_entries(1_024);
+    for _ in 0..12 {
+        sketch.increment(1);
+    }
+    for _ in 0..3 {
+        sketch.increment(2);
+    }
+    sketch.halve();
+    assert_eq!(sketch.frequency(1), 6);
+    assert_eq!(sketch.frequency(2), 1);
+    // Halving never carries one counter's low bit into its neighbour.
+    sketch.halve();
+    sketch.halve();
+    sketch.halve();
+    assert_eq!(sketch.frequency(1), 0);
+    assert_eq!(sketch.frequency(2), 0);
+}
+
+#[test]
+fn the_sketch_halves_itself_after_ten_increments_per_entry() {
+    // 16 entries: halved after 160 increments.
+    let mut sketch = FrequencySketch::with_entries(16);
+    for _ in 0..10 {
+        sketch.increment(1);
+    }
+    assert_eq!(sketch.frequency(1), 10);
+    for key in 1_000..1_149 {
+        sketch.increment(key);
+    }
+    // 159 increments: not yet.
+    assert!(sketch.frequency(1) >= 10);
+    sketch.increment(2_000);
+    let halved = sketch.frequency(1);
+    assert!((5..10).contains(&halved), "halved to {halved}");
+}
+
+/// A store fed a loop slightly larger than it, then Zipf-like skewed keys, then a scan:
+/// every workload the boundary between the queues and the admission test react to.
+#[test]
+fn capacity_holds_and_the_listener_hears_each_removal_once_while_the_policy_adapts() {
+    const CAPACITY: usize = 600;
+    let removed: Arc<Mutex<Vec<(u64, RemovalCause)>>> = Arc::default();
+    let log = Arc::clone(&removed);
+    let store = MemoryStore::builder()
+        .capacity(CAPACITY)
+        .on_removal(move |key: &u64, _: &u64, cause| log.lock().unwrap().push((*key, cause)))
+        .build();
+    let mut held = std::collections::HashSet::new();
+    let mut misses = 0;
+    let looped = (0..20_000u64).map(|i| i % 700);
+    let skewed = (0..20_000u64).map(|i| (i * i) % 997 % (1 + i % 300));
+    let scan = 10_000..14_000u64;
+    for key in looped.chain(skewed).chain(scan) {
+        if store.get(&key).unwrap().is_none() {
+            store.insert(key, key, None).unwrap();
+            misses += 1;
+            assert!(held.insert(key), "a missing key was still held");
+        }
+        for (key, cause) in mem::take(&mut *removed.lock().unwrap()) {
+            assert_eq!(cause, RemovalCause::Evicted);
+            assert!(held.remove(&key), "key {key} reported removed twice");
+        }
+        assert!(store.len() <= CAPACITY);
+        assert_eq!(store.len(), held.len());
+    }
+    assert_eq!(store.len(), CAPACITY);
+    assert!(held.iter().all(|key| store.get(key).unwrap() == Some(*key)));
+    assert_consistent(&store);
+    // Every miss inserted one key; all but the held ones were evicted, once each.
+    assert_eq!(store.stats().evictions as usize, misses - CAPACITY);
 }
