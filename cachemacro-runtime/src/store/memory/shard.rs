@@ -185,27 +185,10 @@ impl<K, V> Shard<K, V> {
         // Terminates: the shard's write lock keeps readers from raising frequencies, and
         // every promotion shrinks the small queue.
         while self.slab.small.len > 0 && !self.main_over_target() {
-            let idx = self.slab.small.oldest;
-            if self.slab.is_expired(idx, now, tti) {
-                let (key, value) = self.take(idx);
-                removed.push(key, value, RemovalCause::Expired);
-                return true;
-            }
-            let slot = &self.slab.slots[idx as usize];
-            let freq = slot.freq.load(Relaxed);
-            if freq == 0 {
-                let hash = slot.hash;
-                self.ghost_insert(hash, Queue::Small);
-                let (key, value) = self.take(idx);
-                removed.push(key, value, RemovalCause::Evicted);
-                return true;
-            }
             // Read while on probation: promoted to main, at the cost of one level.
-            slot.freq.store(freq - 1, Relaxed);
-            let hash = slot.hash;
-            self.sketch.increment(hash);
-            self.slab.unlink(idx);
-            self.slab.link_newest(idx, Queue::Main);
+            if self.examine_oldest(Queue::Small, now, tti, removed) {
+                return true;
+            }
         }
         self.evict_main(now, tti, removed)
     }
@@ -216,27 +199,44 @@ impl<K, V> Shard<K, V> {
         // Terminates: the shard's write lock keeps readers from raising frequencies, and
         // every second chance lowers one.
         while self.slab.main.len > 0 {
-            let idx = self.slab.main.oldest;
-            if self.slab.is_expired(idx, now, tti) {
-                let (key, value) = self.take(idx);
-                removed.push(key, value, RemovalCause::Expired);
+            if self.examine_oldest(Queue::Main, now, tti, removed) {
                 return true;
             }
-            let slot = &self.slab.slots[idx as usize];
-            let freq = slot.freq.load(Relaxed);
-            if freq == 0 {
-                let hash = slot.hash;
-                self.ghost_insert(hash, Queue::Main);
-                let (key, value) = self.take(idx);
-                removed.push(key, value, RemovalCause::Evicted);
-                return true;
-            }
-            slot.freq.store(freq - 1, Relaxed);
-            let hash = slot.hash;
-            self.sketch.increment(hash);
-            self.slab.unlink(idx);
-            self.slab.link_newest(idx, Queue::Main);
         }
+        false
+    }
+
+    /// The oldest entry of `queue`: removed when expired, or when unread since it was last
+    /// examined (answering `true`: one entry is gone); otherwise moved to main's tail with
+    /// one frequency level less (`false`).
+    fn examine_oldest(
+        &mut self,
+        queue: Queue,
+        now: u64,
+        tti: Option<u64>,
+        removed: &mut Removed<K, V>,
+    ) -> bool {
+        let idx = match queue {
+            Queue::Small => self.slab.small.oldest,
+            Queue::Main => self.slab.main.oldest,
+        };
+        if self.slab.is_expired(idx, now, tti) {
+            let (key, value) = self.take(idx);
+            removed.push(key, value, RemovalCause::Expired);
+            return true;
+        }
+        let slot = &self.slab.slots[idx as usize];
+        let (freq, hash) = (slot.freq.load(Relaxed), slot.hash);
+        if freq == 0 {
+            self.ghost_insert(hash, queue);
+            let (key, value) = self.take(idx);
+            removed.push(key, value, RemovalCause::Evicted);
+            return true;
+        }
+        slot.freq.store(freq - 1, Relaxed);
+        self.sketch.increment(hash);
+        self.slab.unlink(idx);
+        self.slab.link_newest(idx, Queue::Main);
         false
     }
 
