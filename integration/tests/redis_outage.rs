@@ -35,6 +35,31 @@ fn allowed_attempts() -> u64 {
     CALLERS as u64 + (OUTAGE.as_millis() / RETRY_AFTER.as_millis()) as u64 + 1
 }
 
+/// `CALLERS` threads calling `memoized` on new keys for `OUTAGE`, each call checked
+/// against `expected`; the number of calls made.
+fn race_through_outage(memoized: fn(u64) -> u64, expected: fn(u64) -> u64) -> usize {
+    let barrier = Arc::new(Barrier::new(CALLERS));
+    (0..CALLERS)
+        .map(|thread| {
+            let barrier = Arc::clone(&barrier);
+            thread::spawn(move || {
+                barrier.wait();
+                let (started, mut calls) = (Instant::now(), 0);
+                let mut n = 1_000 * thread as u64;
+                while started.elapsed() < OUTAGE {
+                    n += 1;
+                    assert_eq!(memoized(n), expected(n), "every call gets its value");
+                    calls += 1;
+                }
+                calls
+            })
+        })
+        .collect::<Vec<_>>()
+        .into_iter()
+        .map(|thread| thread.join().unwrap())
+        .sum()
+}
+
 static SYNC_STORE: OnceLock<RedisStore> = OnceLock::new();
 static SYNC_COMPUTED: AtomicUsize = AtomicUsize::new(0);
 
@@ -58,26 +83,7 @@ fn sync_callers_skip_a_dead_server_and_one_probes_per_window() {
 
     server.kill();
     let before = store.server_calls()[0];
-    let barrier = Arc::new(Barrier::new(CALLERS));
-    let calls: usize = (0..CALLERS)
-        .map(|thread| {
-            let barrier = Arc::clone(&barrier);
-            thread::spawn(move || {
-                barrier.wait();
-                let (started, mut calls) = (Instant::now(), 0);
-                let mut n = 1_000 * thread as u64;
-                while started.elapsed() < OUTAGE {
-                    n += 1;
-                    assert_eq!(doubled(n), n * 2, "every call gets its value");
-                    calls += 1;
-                }
-                calls
-            })
-        })
-        .collect::<Vec<_>>()
-        .into_iter()
-        .map(|thread| thread.join().unwrap())
-        .sum();
+    let calls = race_through_outage(doubled, |n| n * 2);
     let reached = store.server_calls()[0] - before;
     assert!(
         calls > 100,
@@ -172,26 +178,7 @@ fn a_stalled_server_costs_one_timeout_per_window_not_one_per_call() {
     // one does: every call that reaches it waits out the operation timeout.
     server.pause();
     let before = store.server_calls()[0];
-    let barrier = Arc::new(Barrier::new(CALLERS));
-    let calls: usize = (0..CALLERS)
-        .map(|thread| {
-            let barrier = Arc::clone(&barrier);
-            thread::spawn(move || {
-                barrier.wait();
-                let (started, mut calls) = (Instant::now(), 0);
-                let mut n = 1_000 * thread as u64;
-                while started.elapsed() < OUTAGE {
-                    n += 1;
-                    assert_eq!(squared(n), n * n);
-                    calls += 1;
-                }
-                calls
-            })
-        })
-        .collect::<Vec<_>>()
-        .into_iter()
-        .map(|thread| thread.join().unwrap())
-        .sum();
+    let calls = race_through_outage(squared, |n| n * n);
     let reached = store.server_calls()[0] - before;
     server.resume();
     // Had every call waited out the 100 ms operation timeout, 4 callers would have made

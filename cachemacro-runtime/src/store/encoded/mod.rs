@@ -117,6 +117,8 @@ impl<B: Backend, C: Codec> EncodedStore<B, C> {
         self.breakers.attempts()
     }
 
+    /// Where this store's keys live; memcached routes by it.
+    #[cfg_attr(not(feature = "memcached"), allow(dead_code))]
     pub(crate) fn key_space(&self) -> &KeySpace {
         &self.keys
     }
