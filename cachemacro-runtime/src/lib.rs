@@ -31,6 +31,7 @@
 //!
 //! See the [`memoize`] attribute for every option.
 
+mod blocking;
 mod flight;
 mod key;
 mod memoized;

@@ -16,7 +16,8 @@ use std::time::Duration;
 
 use self::call::{Blocking, MemoizedCall, Waiting, Yielding};
 pub use self::value_policy::{PolicyFns, StalePolicy, Stamped, ValuePolicy};
-use crate::flight::{complete_now, FlightCore};
+use crate::blocking::complete_now;
+use crate::flight::FlightCore;
 use crate::key::KeyRef;
 use crate::slot::ErasedCache;
 use crate::stats::CacheStats;

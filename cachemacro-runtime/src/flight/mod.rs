@@ -11,16 +11,14 @@
 //! up (one store read for a memoized function; base key, variant index and variant key
 //! for a page), whether a shared value answers this caller, how the value is computed and
 //! written. Blocking and async callers run the same future; a blocking one completes in a
-//! single poll ([`blocking`]).
+//! single poll ([`complete_now`](crate::blocking::complete_now)).
 
-mod blocking;
 pub(crate) mod single_flight;
 mod write_epochs;
 
 use std::hash::Hash;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-pub(crate) use self::blocking::complete_now;
 use self::single_flight::{Flight, FlightOutcome, LeaderGuard, Role, SingleFlight};
 use self::write_epochs::{Stripe, WriteEpochs};
 use crate::stats::{CacheStats, StatsCounters};

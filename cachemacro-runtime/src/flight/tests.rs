@@ -7,6 +7,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
 
 use super::*;
+use crate::blocking::complete_now;
 
 #[derive(Default)]
 struct MapStore {

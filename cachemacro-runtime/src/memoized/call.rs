@@ -28,7 +28,7 @@ pub(crate) trait Waiting {
 }
 
 /// A synchronous caller: every step blocks its thread, so its flight completes in one
-/// poll (see `flight::complete_now`).
+/// poll (see `blocking::complete_now`).
 pub(crate) struct Blocking;
 
 /// An async caller: store calls and waits yield to the executor.

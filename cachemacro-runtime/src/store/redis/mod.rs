@@ -15,7 +15,8 @@ use std::sync::Arc;
 use redis::cluster::ClusterClientBuilder;
 use redis::ConnectionLike;
 
-use self::transport::{finish_now, to_store_error, Blocking, Connections, Server, Transport};
+use self::transport::{to_store_error, Blocking, Connections, Server, Transport};
+use crate::blocking::complete_now;
 use crate::store::api::CasToken;
 use crate::store::encoded::backend::{Backend, Op, Reply};
 use crate::store::encoded::builder::{sealed, NetworkSettings, ServerOptions, StoreBuilder};
@@ -190,7 +191,7 @@ impl Redis {
         match &connections.server {
             Server::Single(_) => {
                 let mut transport = Blocking(connections);
-                finish_now(async {
+                complete_now(async {
                     scan_and_delete(&mut transport, &pattern, true)
                         .await
                         .map_err(|error| self.error(error))
@@ -202,7 +203,7 @@ impl Redis {
                         .get_connection_with_timeout(connections.connect_timeout)
                         .map_err(|error| self.error(error))?;
                     let mut transport = NodeConnection(&mut connection);
-                    finish_now(async {
+                    complete_now(async {
                         scan_and_delete(&mut transport, &pattern, false)
                             .await
                             .map_err(|error| self.error(error))
@@ -286,7 +287,7 @@ impl Backend for Redis {
         }
         let cluster = self.connections.is_cluster();
         let mut transport = Blocking(&self.connections);
-        finish_now(async {
+        complete_now(async {
             commands::perform(&mut transport, cluster, op)
                 .await
                 .map_err(|error| self.error(error))

@@ -3,14 +3,12 @@
 //! operation is written once.
 //!
 //! The blocking transport's futures finish on their first poll (the I/O happens inside
-//! it), so sync callers drive the same `async` code with [`finish_now`] and never touch a
-//! runtime.
+//! it), so sync callers drive the same `async` code with
+//! [`complete_now`](crate::blocking::complete_now) and never touch a runtime.
 
 use std::future::Future;
-use std::pin::pin;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Mutex, MutexGuard, RwLock, TryLockError};
-use std::task::{Context, Poll, RawWaker, RawWakerVTable, Waker};
 use std::time::Duration;
 
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
@@ -217,30 +215,6 @@ impl Transport for AsyncConnection {
                 pipeline.query_async(connection).await
             }
         }
-    }
-}
-
-/// The output of a future that never waits: what the blocking transport's operations
-/// are. A future that does wait is a bug, reported as an error.
-pub(super) fn finish_now<T>(
-    future: impl Future<Output = Result<T, StoreError>>,
-) -> Result<T, StoreError> {
-    fn noop_raw() -> RawWaker {
-        fn clone(_: *const ()) -> RawWaker {
-            noop_raw()
-        }
-        fn noop(_: *const ()) {}
-        static VTABLE: RawWakerVTable = RawWakerVTable::new(clone, noop, noop, noop);
-        RawWaker::new(std::ptr::null(), &VTABLE)
-    }
-    // SAFETY: every function of the vtable ignores the data pointer, so the null pointer
-    // is never read; exercised by every sync Redis call in the test suite.
-    let waker = unsafe { Waker::from_raw(noop_raw()) };
-    match pin!(future).poll(&mut Context::from_waker(&waker)) {
-        Poll::Ready(output) => output,
-        Poll::Pending => Err(StoreError::Other(
-            "a blocking Redis call tried to wait on a runtime".into(),
-        )),
     }
 }
 

@@ -1,17 +1,18 @@
-//! The blocking form of a flight: the same future the async callers await, run to the
-//! end in a single poll.
+//! Blocking callers of code written once as `async`: the same future the async callers
+//! await, run to the end in a single poll.
 //!
-//! A blocking caller's store calls, waits and computation all block the thread instead
-//! of yielding, so every `.await` of its flight is complete by the time it is reached and
-//! the first poll returns the output. That keeps one written algorithm for both kinds of
-//! caller instead of a sync copy that drifts from the async one.
+//! A blocking caller's steps (store calls, waits, the computation, a Redis command on a
+//! blocking connection) all block the thread instead of yielding, so every `.await` is
+//! complete by the time it is reached and the first poll returns the output. That keeps
+//! one written algorithm for both kinds of caller instead of a sync copy that drifts from
+//! the async one: the memoize flight and the Redis commands both run this way.
 
 use std::future::Future;
 use std::pin::pin;
 use std::sync::{Arc, LazyLock};
 use std::task::{Context, Poll, Wake, Waker};
 
-/// Nothing ever waits to be woken: a blocking flight never returns `Pending`.
+/// Nothing ever waits to be woken: a blocking future never returns `Pending`.
 struct NeverWoken;
 
 impl Wake for NeverWoken {
@@ -30,7 +31,7 @@ pub(crate) fn complete_now<F: Future>(future: F) -> F::Output {
     let mut context = Context::from_waker(&NEVER_WOKEN);
     match future.as_mut().poll(&mut context) {
         Poll::Ready(output) => output,
-        Poll::Pending => unreachable!("a blocking flight yielded to an executor"),
+        Poll::Pending => unreachable!("a future of blocking calls yielded to an executor"),
     }
 }
 
