@@ -11,6 +11,7 @@ use http::{HeaderMap, HeaderName, StatusCode};
 
 use super::entry::CachedPage;
 use super::key::PageKey;
+use super::mode::PageCacheMode;
 use super::page_store::PageStore;
 use super::policy::PagePolicy;
 use crate::flight::FlightCore;
@@ -141,6 +142,60 @@ impl PageCache {
                 generations: AtomicU64::new(first_generation()),
             }),
         }
+    }
+
+    /// A page cache with the rules of an RFC 9111 shared cache, for a layer in front of
+    /// an upstream; see [`PageCacheMode`] for how the two modes differ.
+    ///
+    /// ```
+    /// use cachemacro_runtime::{PageCache, PageCacheMode};
+    ///
+    /// assert_eq!(PageCache::shared().current_mode(), PageCacheMode::Shared);
+    /// ```
+    pub fn shared() -> PageCache {
+        PageCache::new().mode(PageCacheMode::Shared)
+    }
+
+    /// Which rules apply: the application's own cache (the default) or a shared cache.
+    ///
+    /// ```
+    /// use cachemacro_runtime::{MemoryStore, PageCache, PageCacheMode};
+    ///
+    /// let cache = PageCache::with_store(MemoryStore::new()).mode(PageCacheMode::Shared);
+    /// # let _ = cache;
+    /// ```
+    pub fn mode(mut self, mode: PageCacheMode) -> PageCache {
+        Arc::make_mut(&mut self.policy).mode = mode;
+        self
+    }
+
+    /// The mode this cache was built with.
+    ///
+    /// ```
+    /// use cachemacro_runtime::{PageCache, PageCacheMode};
+    ///
+    /// assert_eq!(PageCache::new().current_mode(), PageCacheMode::Application);
+    /// ```
+    pub fn current_mode(&self) -> PageCacheMode {
+        self.policy.mode
+    }
+
+    /// Whether a client's `Cache-Control: no-cache`, `max-age` or `Pragma: no-cache`
+    /// may make the cache render or revalidate a page it could serve (default: `false`).
+    ///
+    /// A browser's reload sends `max-age=0`, and any script can send `no-cache` on every
+    /// request: obeying them lets clients load the handlers at will, so they are
+    /// ignored by default, as Varnish and most CDNs do. `max-stale`, `min-fresh`,
+    /// `only-if-cached` and `no-store` never cost a render of a page the cache could
+    /// serve, and are always honoured.
+    ///
+    /// ```
+    /// let cache = cachemacro_runtime::PageCache::new().honour_request_no_cache(true);
+    /// # let _ = cache;
+    /// ```
+    pub fn honour_request_no_cache(mut self, honour: bool) -> PageCache {
+        Arc::make_mut(&mut self.policy).honour_request_no_cache = honour;
+        self
     }
 
     /// How long a page stays fresh when the response sets no `max-age`/`s-maxage` of its

@@ -15,6 +15,7 @@ use tower_service::Service;
 use super::cache::PageCache;
 use super::entry::CachedPage;
 use super::key::PageKey;
+use super::mode::PageCacheMode;
 use crate::store::Store;
 
 /// Caches the pages of every `GET` route below it (axum's `Router::layer`, or any tower
@@ -72,6 +73,43 @@ impl PageCacheLayer {
         PageCacheLayer {
             cache: PageCache::with_store(store),
         }
+    }
+
+    /// A layer over a new in-memory page cache with the rules of an RFC 9111 shared
+    /// cache, for a reverse proxy; see [`PageCacheMode`].
+    ///
+    /// ```
+    /// use cachemacro_runtime::{PageCacheLayer, PageCacheMode};
+    ///
+    /// let layer = PageCacheLayer::shared();
+    /// assert_eq!(layer.cache().current_mode(), PageCacheMode::Shared);
+    /// ```
+    pub fn shared() -> PageCacheLayer {
+        PageCacheLayer {
+            cache: PageCache::shared(),
+        }
+    }
+
+    /// See [`PageCache::mode`].
+    ///
+    /// ```
+    /// use cachemacro_runtime::{MemoryStore, PageCacheLayer, PageCacheMode};
+    ///
+    /// let layer = PageCacheLayer::with_store(MemoryStore::new()).mode(PageCacheMode::Shared);
+    /// # let _ = layer;
+    /// ```
+    pub fn mode(self, mode: PageCacheMode) -> PageCacheLayer {
+        self.map(|cache| cache.mode(mode))
+    }
+
+    /// See [`PageCache::honour_request_no_cache`].
+    ///
+    /// ```
+    /// let layer = cachemacro_runtime::PageCacheLayer::new().honour_request_no_cache(true);
+    /// # let _ = layer;
+    /// ```
+    pub fn honour_request_no_cache(self, honour: bool) -> PageCacheLayer {
+        self.map(|cache| cache.honour_request_no_cache(honour))
     }
 
     /// The page cache this layer serves from.

@@ -10,6 +10,7 @@ use http::header::{AUTHORIZATION, CACHE_CONTROL, SET_COOKIE, VARY};
 use http::{HeaderMap, HeaderName, Method, StatusCode};
 
 use super::key::KeyRules;
+use super::mode::PageCacheMode;
 
 /// The configuration of a page cache; shared by every request it serves.
 #[derive(Clone, Debug)]
@@ -22,6 +23,10 @@ pub(crate) struct PagePolicy {
     /// The largest body stored, in bytes.
     pub(crate) max_body: u64,
     pub(crate) statuses: Vec<StatusCode>,
+    pub(crate) mode: PageCacheMode,
+    /// Whether request directives that force a render (`no-cache`, `max-age`,
+    /// `Pragma: no-cache`) are obeyed.
+    pub(crate) honour_request_no_cache: bool,
 }
 
 /// Django's `CACHE_MIDDLEWARE_SECONDS` default: ten minutes.
@@ -36,6 +41,8 @@ impl Default for PagePolicy {
             stale: Duration::ZERO,
             max_body: DEFAULT_MAX_BODY,
             statuses: vec![StatusCode::OK],
+            mode: PageCacheMode::Application,
+            honour_request_no_cache: false,
         }
     }
 }
