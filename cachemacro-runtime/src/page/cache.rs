@@ -289,7 +289,8 @@ impl PageCache {
         self
     }
 
-    /// The response statuses that are stored (default: `200` only). RFC 9111 calls
+    /// The response statuses that are stored (default: `200` only in the application's
+    /// mode, any final status with freshness information in the shared mode). RFC 9111 calls
     /// 200, 203, 204, 300, 301, 404 and 410 heuristically cacheable.
     ///
     /// ```
@@ -299,7 +300,7 @@ impl PageCache {
     /// # let _ = cache;
     /// ```
     pub fn statuses(mut self, statuses: impl IntoIterator<Item = StatusCode>) -> PageCache {
-        Arc::make_mut(&mut self.policy).statuses = statuses.into_iter().collect();
+        Arc::make_mut(&mut self.policy).statuses = Some(statuses.into_iter().collect());
         self
     }
 
