@@ -99,7 +99,9 @@ pub use store::{MemcachedStore, MemcachedStoreBuilder};
 pub use store::{RedisStore, RedisStoreBuilder};
 
 #[cfg(feature = "axum")]
-pub use page::{CachedPage, PageCache, PageCacheLayer, PageCacheMode, PageCacheService, PageKey};
+pub use page::{
+    CachedPage, PageCache, PageCacheLayer, PageCacheMode, PageCacheService, PageKey, RouteKeys,
+};
 
 /// Caches the whole response of an axum handler (feature `axum`): Django's
 /// `@cache_page(60 * 15)`, with the HTTP rules of [`PageCache`].

@@ -13,6 +13,7 @@ use http::header::{CACHE_CONTROL, CONTENT_LENGTH, ETAG, EXPIRES, IF_NONE_MATCH, 
 use http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
 
 use super::etag::etag_matches;
+use super::key::vary_value;
 
 /// The header that tells whether a response came from the cache.
 pub(crate) const X_CACHE: HeaderName = HeaderName::from_static("x-cache");
@@ -148,7 +149,7 @@ impl Page {
             && self
                 .vary
                 .iter()
-                .all(|(name, values)| headers.get_all(name).iter().eq(values.iter()))
+                .all(|(name, values)| vary_value(name, headers) == *values)
     }
 
     pub(super) fn age(&self, now: SystemTime) -> Duration {

@@ -22,12 +22,15 @@
 mod cache;
 mod entry;
 mod etag;
+mod hyperloglog;
 mod key;
 mod layer;
 mod mode;
 mod page_store;
 mod policy;
+mod query_filter;
 pub(crate) mod request;
+mod route_census;
 mod serve;
 #[cfg(feature = "serde")]
 mod wire;
@@ -37,3 +40,4 @@ pub use self::entry::CachedPage;
 pub use self::key::PageKey;
 pub use self::layer::{PageCacheLayer, PageCacheService};
 pub use self::mode::PageCacheMode;
+pub use self::route_census::RouteKeys;

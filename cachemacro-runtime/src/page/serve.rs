@@ -333,6 +333,7 @@ where
     ) -> Result<Computation<Response, CachedPage, PageWrite>, Result<Response, E>> {
         let mut request = self.request.take().expect("a request renders once");
         let render = self.render.take().expect("a request renders once");
+        self.cache.storage.routes.record(&request, &self.key);
         // The handler renders a GET (so that a HEAD can fill the entry); the headers are
         // kept to compute the variant key of its response.
         let headers = request.headers().clone();
