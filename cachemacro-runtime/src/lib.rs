@@ -149,6 +149,8 @@ pub use page::{
 ///   name, so that handlers can share one store).
 /// * `vary = ["Accept-Language", ..]`: request headers that select a different page.
 /// * `query = false`: leave the query string out of the key.
+/// * `ignore_query = ["utm_*", "fbclid"]`: leave the query parameters whose names match
+///   these glob patterns out of the key (see [`PageCache::ignore_query`]).
 /// * `crate = "path"`: where the runtime is, if the dependency was renamed.
 #[cfg(feature = "axum")]
 #[doc(inline)]
