@@ -165,6 +165,39 @@ mod tests {
         assert_eq!(first.map(|route| route.distinct_keys), Some(2));
     }
 
+    #[test]
+    fn a_cached_handler_counts_under_its_matched_route() {
+        use axum::routing::get;
+        use tower::ServiceExt;
+
+        use crate::page::cache::PageCache;
+        use crate::page::request::{serve_handler, PageRequest};
+
+        let cache = PageCache::new();
+        let handler = {
+            let cache = cache.clone();
+            move |request: PageRequest| {
+                let cache = cache.clone();
+                async move { serve_handler(&cache, request, async { "a book" }).await }
+            }
+        };
+        let app = axum::Router::new().route("/books/{id}", get(handler));
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        for id in [1, 2, 3, 1, 2] {
+            let request = request(&format!("/books/{id}")).map(|()| axum::body::Body::empty());
+            runtime.block_on(app.clone().oneshot(request)).unwrap();
+        }
+        assert_eq!(
+            cache.route_keys(),
+            [RouteKeys {
+                route: "/books/{id}".to_owned(),
+                distinct_keys: 3
+            }]
+        );
+    }
+
     /// A `MatchedPath` as axum's router inserts it: built by routing a request.
     fn matched(route: &str) -> MatchedPath {
         use axum::extract::FromRequestParts;
