@@ -310,8 +310,8 @@ impl PageCache {
     /// Removes the page stored for `uri`, with every variant of it; returns whether there
     /// was one. Give the URI as the page is requested, with its host
     /// (`"http://shop.example/books/312"`): the host is part of the key. A URI without
-    /// one matches requests that named no host. The page goes under both schemes,
-    /// whichever the URI names.
+    /// one matches requests that named no host. The page is removed under both schemes
+    /// (`http` and `https`), whichever the URI names.
     ///
     /// A render of the page already running still answers the requests waiting for it,
     /// but its response is not stored: it may show the data this invalidation is about

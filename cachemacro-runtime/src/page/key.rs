@@ -185,9 +185,6 @@ impl PageKey {
     /// distinct requests must not see twice.
     pub(crate) fn request_hash(&self) -> u64 {
         let parts = &self.0.parts;
-        if parts.generation == 0 {
-            return self.0.hash;
-        }
         let mut hasher = xxhash_rust::xxh3::Xxh3::new();
         parts.encode_request(&mut |bytes| hasher.update(bytes));
         hasher.digest()
