@@ -99,7 +99,9 @@ pub use store::{MemcachedStore, MemcachedStoreBuilder};
 pub use store::{RedisStore, RedisStoreBuilder};
 
 #[cfg(feature = "axum")]
-pub use page::{CachedPage, PageCache, PageCacheLayer, PageCacheMode, PageCacheService, PageKey};
+pub use page::{
+    CachedPage, PageCache, PageCacheLayer, PageCacheMode, PageCacheService, PageKey, RouteKeys,
+};
 
 /// Caches the whole response of an axum handler (feature `axum`): Django's
 /// `@cache_page(60 * 15)`, with the HTTP rules of [`PageCache`].
@@ -147,6 +149,8 @@ pub use page::{CachedPage, PageCache, PageCacheLayer, PageCacheMode, PageCacheSe
 ///   name, so that handlers can share one store).
 /// * `vary = ["Accept-Language", ..]`: request headers that select a different page.
 /// * `query = false`: leave the query string out of the key.
+/// * `ignore_query = ["utm_*", "fbclid"]`: leave the query parameters whose names match
+///   these glob patterns out of the key (see [`PageCache::ignore_query`]).
 /// * `crate = "path"`: where the runtime is, if the dependency was renamed.
 #[cfg(feature = "axum")]
 #[doc(inline)]

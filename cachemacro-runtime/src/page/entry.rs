@@ -15,6 +15,7 @@ use http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
 use super::freshness::Freshness;
 use super::policy::has_validator;
 use super::validators::client_has_it;
+use super::key::vary_value;
 
 /// The header that tells whether a response came from the cache.
 pub(crate) const X_CACHE: HeaderName = HeaderName::from_static("x-cache");
@@ -213,7 +214,7 @@ impl Page {
             && self
                 .vary
                 .iter()
-                .all(|(name, values)| headers.get_all(name).iter().eq(values.iter()))
+                .all(|(name, values)| vary_value(name, headers) == *values)
     }
 
     /// Whether a stale copy can be revalidated: the inner service gave a validator.

@@ -5,15 +5,18 @@
 //! formatted as `'{}{}'.format(postcode, radius)` does. [`PageKey::to_bytes`] gives the same
 //! guarantee to stores that need bytes: every part is length-prefixed.
 
+use std::borrow::Cow;
 use std::fmt;
 use std::hash::{Hash, Hasher};
 use std::sync::Arc;
 
-use http::header::HOST;
+use http::header::{FORWARDED, HOST};
 use http::{HeaderMap, HeaderName, HeaderValue, Uri};
 
-/// The cache key of one page: prefix, host, path, canonical query, and the values of the
-/// headers the page varies on.
+use super::query_filter::IgnoredParameters;
+
+/// The cache key of one page: prefix, scheme, host, path, canonical query, and the
+/// values of the headers the page varies on.
 ///
 /// It does not include the method: a `HEAD` is answered from the `GET` entry.
 ///
@@ -43,6 +46,7 @@ struct Keyed {
 #[derive(PartialEq, Eq)]
 struct KeyParts {
     prefix: Arc<str>,
+    scheme: Cow<'static, str>,
     host: Box<str>,
     path: Box<str>,
     query: Vec<(Box<str>, Box<str>)>,
@@ -62,6 +66,8 @@ struct KeyParts {
 pub(crate) struct KeyRules {
     pub(crate) prefix: Arc<str>,
     pub(crate) query: bool,
+    /// Query parameters left out of the key (`ignore_query`).
+    pub(crate) ignore_query: IgnoredParameters,
     pub(crate) vary: Vec<HeaderName>,
 }
 
@@ -70,6 +76,7 @@ impl Default for KeyRules {
         KeyRules {
             prefix: Arc::from(""),
             query: true,
+            ignore_query: IgnoredParameters::default(),
             vary: Vec::new(),
         }
     }
@@ -91,8 +98,24 @@ impl PageKey {
         PageKey::for_request(&KeyRules::default(), &uri, &HeaderMap::new())
     }
 
-    /// The base key of a request: prefix, host, path and query; no header values.
+    /// The base key of a request: prefix, scheme, host, path and query; no header values.
     pub(crate) fn for_request(rules: &KeyRules, uri: &Uri, headers: &HeaderMap) -> PageKey {
+        PageKey::for_scheme(rules, request_scheme(uri, headers), uri, headers)
+    }
+
+    /// The base key of a request for `uri` under every scheme a page can be served with:
+    /// what an invalidation of `uri` removes.
+    pub(crate) fn for_every_scheme(rules: &KeyRules, uri: &Uri) -> [PageKey; 2] {
+        let headers = HeaderMap::new();
+        [HTTP, HTTPS].map(|scheme| PageKey::for_scheme(rules, Cow::Borrowed(scheme), uri, &headers))
+    }
+
+    fn for_scheme(
+        rules: &KeyRules,
+        scheme: Cow<'static, str>,
+        uri: &Uri,
+        headers: &HeaderMap,
+    ) -> PageKey {
         let host = match uri.authority() {
             Some(authority) => authority.as_str().to_ascii_lowercase(),
             None => headers
@@ -102,11 +125,12 @@ impl PageKey {
                 .unwrap_or_default(),
         };
         let query = match (rules.query, uri.query()) {
-            (true, Some(query)) => canonical_query(query),
+            (true, Some(query)) => canonical_query(query, &rules.ignore_query),
             _ => Vec::new(),
         };
         PageKey::new(KeyParts {
             prefix: Arc::clone(&rules.prefix),
+            scheme,
             host: host.into(),
             path: uri.path().into(),
             query,
@@ -127,6 +151,7 @@ impl PageKey {
         let vary = header_values(names, headers);
         PageKey::new(KeyParts {
             prefix: Arc::clone(&base.prefix),
+            scheme: base.scheme.clone(),
             host: base.host.clone(),
             path: base.path.clone(),
             query: base.query.clone(),
@@ -140,6 +165,7 @@ impl PageKey {
     pub(crate) fn is_page_of(&self, base: &PageKey) -> bool {
         let (key, base) = (&self.0.parts, &base.0.parts);
         key.prefix == base.prefix
+            && key.scheme == base.scheme
             && key.host == base.host
             && key.path == base.path
             && key.query == base.query
@@ -152,6 +178,33 @@ impl PageKey {
             hash: hasher.digest(),
             parts,
         }))
+    }
+
+    /// A hash of the request this key stands for, without the variant generation: an
+    /// invalidation changes a variant's key but not the request, which a count of
+    /// distinct requests must not see twice.
+    pub(crate) fn request_hash(&self) -> u64 {
+        let parts = &self.0.parts;
+        let mut hasher = xxhash_rust::xxh3::Xxh3::new();
+        parts.encode_request(&mut |bytes| hasher.update(bytes));
+        hasher.digest()
+    }
+
+    /// The scheme the request was made with: `http` or `https` (from the URI, else from
+    /// `X-Forwarded-Proto` or `Forwarded` set by a proxy), `http` when nothing says.
+    ///
+    /// ```
+    /// use cachemacro_runtime::PageKey;
+    ///
+    /// assert_eq!(PageKey::from_uri("https://shop.example/").scheme(), "https");
+    /// assert_eq!(PageKey::from_uri("/books/312").scheme(), "http");
+    /// assert_ne!(
+    ///     PageKey::from_uri("https://shop.example/"),
+    ///     PageKey::from_uri("http://shop.example/"),
+    /// );
+    /// ```
+    pub fn scheme(&self) -> &str {
+        &self.0.parts.scheme
     }
 
     /// The host (and port) the request was for, lower-cased; empty if it named none.
@@ -199,6 +252,12 @@ impl PageKey {
 impl KeyParts {
     /// Feeds the injective encoding of the parts to `out`, piece by piece.
     fn encode(&self, out: &mut impl FnMut(&[u8])) {
+        self.encode_request(out);
+        out(&self.generation.to_be_bytes());
+    }
+
+    /// Every part but the generation, injectively.
+    fn encode_request(&self, out: &mut impl FnMut(&[u8])) {
         fn length(out: &mut impl FnMut(&[u8]), length: usize) {
             out(&(length as u64).to_be_bytes());
         }
@@ -207,6 +266,7 @@ impl KeyParts {
             out(bytes);
         }
         part(out, self.prefix.as_bytes());
+        part(out, self.scheme.as_bytes());
         part(out, self.host.as_bytes());
         part(out, self.path.as_bytes());
         length(out, self.query.len());
@@ -222,7 +282,6 @@ impl KeyParts {
                 part(out, value.as_bytes());
             }
         }
-        out(&self.generation.to_be_bytes());
     }
 }
 
@@ -246,6 +305,7 @@ impl fmt::Debug for PageKey {
         let key = &self.0.parts;
         f.debug_struct("PageKey")
             .field("prefix", &key.prefix)
+            .field("scheme", &key.scheme)
             .field("host", &key.host)
             .field("path", &key.path)
             .field("query", &key.query)
@@ -257,128 +317,137 @@ impl fmt::Debug for PageKey {
 
 /// Query parameters as `(name, value)` pairs, stably sorted by name: the order of
 /// distinct names does not matter to an application, the order of a repeated name
-/// (`?tag=a&tag=b`) may. Values stay percent-encoded as sent.
-fn canonical_query(query: &str) -> Vec<(Box<str>, Box<str>)> {
+/// (`?tag=a&tag=b`) may. Values stay percent-encoded as sent. Parameters `ignored`
+/// matches are left out.
+fn canonical_query(query: &str, ignored: &IgnoredParameters) -> Vec<(Box<str>, Box<str>)> {
     let mut pairs: Vec<(Box<str>, Box<str>)> = query
         .split('&')
         .filter(|pair| !pair.is_empty())
-        .map(|pair| match pair.split_once('=') {
-            Some((name, value)) => (name.into(), value.into()),
-            None => (pair.into(), "".into()),
-        })
+        .map(|pair| pair.split_once('=').unwrap_or((pair, "")))
+        .filter(|(name, _)| ignored.is_empty() || !ignored.ignores(name))
+        .map(|(name, value)| (name.into(), value.into()))
         .collect();
     pairs.sort_by(|a, b| a.0.cmp(&b.0));
     pairs
 }
 
-/// Every value of each named header (absent headers give an empty list, which differs
-/// from a header present with an empty value).
+/// The normalised value of each named header (see [`vary_value`]).
 pub(crate) fn header_values(
     names: &[HeaderName],
     headers: &HeaderMap,
 ) -> Vec<(HeaderName, Vec<HeaderValue>)> {
     names
         .iter()
-        .map(|name| {
-            (
-                name.clone(),
-                headers.get_all(name).iter().cloned().collect(),
-            )
-        })
+        .map(|name| (name.clone(), vary_value(name, headers)))
         .collect()
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn key(uri: &str) -> PageKey {
-        PageKey::from_uri(uri)
+/// The request's value of the header `name` as a variant is keyed by: its lines joined
+/// as one comma list, without the whitespace around `,` `;` `=`, runs of spaces as one,
+/// and lower-cased for the `Accept` family, whose values are case-insensitive (RFC 9110
+/// §12.5): `EN-gb , fr ; q=0.5` is `en-gb,fr;q=0.5`. Quoted strings are kept as sent.
+/// An absent header gives an empty list, which differs from a header sent empty.
+///
+/// Other headers (`Cookie`, `Authorization`, any unknown one) keep their case: their
+/// values may mean something else in another case.
+pub(crate) fn vary_value(name: &HeaderName, headers: &HeaderMap) -> Vec<HeaderValue> {
+    let mut lines = headers.get_all(name).iter();
+    let Some(first) = lines.next() else {
+        return Vec::new();
+    };
+    let mut joined = first.as_bytes().to_vec();
+    for line in lines {
+        joined.push(b',');
+        joined.extend_from_slice(line.as_bytes());
     }
+    let lower = matches!(
+        name.as_str(),
+        "accept" | "accept-charset" | "accept-encoding" | "accept-language"
+    );
+    let normal = normalised(&joined, lower);
+    let value = if normal == first.as_bytes() {
+        first.clone()
+    } else {
+        HeaderValue::from_bytes(&normal)
+            .expect("bytes taken from header values, less some spaces, are a header value")
+    };
+    vec![value]
+}
 
-    #[test]
-    fn query_order_is_canonical_but_repeats_keep_their_order() {
-        assert_eq!(key("/s?b=2&a=1"), key("/s?a=1&b=2"));
-        assert_ne!(key("/s?t=1&t=2"), key("/s?t=2&t=1"));
-        assert_eq!(key("/s?a=1&&b=2"), key("/s?a=1&b=2"));
-    }
-
-    #[test]
-    fn parts_cannot_bleed_into_each_other() {
-        let cases = [
-            "/s?postcode=EC1&radius=15",
-            "/s?postcode=EC11&radius=5",
-            "/s?a=1=2",
-            "/s?a=1&=2",
-            "/s?a",
-            "/s?a=",
-            "/s",
-            "/s?",
-            "/s%3Fa=1",
-        ];
-        for (i, one) in cases.iter().enumerate() {
-            for two in &cases[i + 1..] {
-                let (one_key, two_key) = (key(one), key(two));
-                if one_key != two_key {
-                    assert_ne!(one_key.to_bytes(), two_key.to_bytes(), "{one} vs {two}");
-                }
+/// `value` with the whitespace `vary_value` drops, dropped.
+fn normalised(value: &[u8], lower: bool) -> Vec<u8> {
+    let is_space = |byte: u8| byte == b' ' || byte == b'\t';
+    let is_separator = |byte: u8| matches!(byte, b',' | b';' | b'=');
+    let mut out = Vec::with_capacity(value.len());
+    let mut quoted = false;
+    let mut escaped = false;
+    // A run of spaces waits here until what follows it shows whether it is kept.
+    let mut pending_space = false;
+    for &byte in value {
+        if quoted {
+            out.push(byte);
+            match byte {
+                _ if escaped => escaped = false,
+                b'\\' => escaped = true,
+                b'"' => quoted = false,
+                _ => {}
             }
+            continue;
         }
-        assert_ne!(
-            key("/s?postcode=EC1&radius=15"),
-            key("/s?postcode=EC11&radius=5")
-        );
-    }
-
-    #[test]
-    fn host_and_vary_values_are_part_of_the_key() {
-        let rules = KeyRules::default();
-        let uri = Uri::from_static("/books/1");
-        let mut english = HeaderMap::new();
-        english.insert(HOST, HeaderValue::from_static("a.example"));
-        english.insert("accept-language", HeaderValue::from_static("en"));
-        let mut french = english.clone();
-        french.insert("accept-language", HeaderValue::from_static("fr"));
-        let mut other_host = english.clone();
-        other_host.insert(HOST, HeaderValue::from_static("b.example"));
-        let base = PageKey::for_request(&rules, &uri, &english);
-        assert_eq!(base, PageKey::for_request(&rules, &uri, &french));
-        assert_ne!(base, PageKey::for_request(&rules, &uri, &other_host));
-        let names = [HeaderName::from_static("accept-language")];
-        assert_ne!(
-            base.variant(&names, &english, 1),
-            base.variant(&names, &french, 1)
-        );
-        assert_eq!(
-            base.variant(&names, &english, 1),
-            base.variant(&names, &english.clone(), 1)
-        );
-        assert_ne!(
-            base.variant(&names, &english, 1),
-            base.variant(&names, &english, 2)
-        );
-        assert_ne!(base, base.variant(&names, &english, 0));
-    }
-
-    #[test]
-    fn a_page_owns_its_variants_of_every_generation_and_no_other_page() {
-        let base = key("http://a.example/books/1?lang=en");
-        let mut headers = HeaderMap::new();
-        headers.insert("accept-language", HeaderValue::from_static("fr"));
-        let names = [HeaderName::from_static("accept-language")];
-        assert!(base.is_page_of(&base));
-        assert!(base.variant(&names, &headers, 7).is_page_of(&base));
-        for other in [
-            "http://b.example/books/1?lang=en",
-            "http://a.example/books/2?lang=en",
-            "http://a.example/books/1?lang=fr",
-            "http://a.example/books/1",
-        ] {
-            assert!(!key(other).is_page_of(&base), "{other}");
-            assert!(
-                !key(other).variant(&names, &headers, 7).is_page_of(&base),
-                "{other}"
-            );
+        if is_space(byte) {
+            pending_space = true;
+            continue;
         }
+        let after_separator = out.last().is_some_and(|&last| is_separator(last));
+        if pending_space && !out.is_empty() && !after_separator && !is_separator(byte) {
+            out.push(b' ');
+        }
+        pending_space = false;
+        if byte == b'"' {
+            quoted = true;
+        }
+        out.push(if lower {
+            byte.to_ascii_lowercase()
+        } else {
+            byte
+        });
+    }
+    out
+}
+
+const HTTP: &str = "http";
+const HTTPS: &str = "https";
+
+/// The scheme of a request: the URI's when it has one, else the first
+/// `X-Forwarded-Proto`, else the first `proto=` of `Forwarded` (RFC 7239), else `http`.
+/// From headers only `http` and `https` are taken (any other value reads as `http`), so
+/// that a client cannot make up schemes to multiply the entries of a page.
+fn request_scheme(uri: &Uri, headers: &HeaderMap) -> Cow<'static, str> {
+    if let Some(scheme) = uri.scheme_str() {
+        return match scheme.to_ascii_lowercase() {
+            known if known == HTTP => Cow::Borrowed(HTTP),
+            known if known == HTTPS => Cow::Borrowed(HTTPS),
+            other => Cow::Owned(other),
+        };
+    }
+    let forwarded_proto = headers
+        .get("x-forwarded-proto")
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| value.split(',').next());
+    let proto = forwarded_proto.or_else(|| {
+        let first = headers.get(FORWARDED)?.to_str().ok()?.split(',').next()?;
+        first.split(';').find_map(|pair| {
+            let (name, value) = pair.split_once('=')?;
+            name.trim()
+                .eq_ignore_ascii_case("proto")
+                .then(|| value.trim().trim_matches('"'))
+        })
+    });
+    match proto.map(str::trim) {
+        Some(proto) if proto.eq_ignore_ascii_case(HTTPS) => Cow::Borrowed(HTTPS),
+        _ => Cow::Borrowed(HTTP),
     }
 }
+
+#[cfg(test)]
+mod tests;

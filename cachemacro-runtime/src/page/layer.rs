@@ -200,6 +200,20 @@ impl PageCacheLayer {
         self.map(|cache| cache.statuses(statuses))
     }
 
+    /// See [`PageCache::ignore_query`].
+    ///
+    /// ```
+    /// let layer = cachemacro_runtime::PageCacheLayer::new().ignore_query(["utm_*", "fbclid"]);
+    /// # let _ = layer;
+    /// ```
+    pub fn ignore_query<I>(self, patterns: I) -> PageCacheLayer
+    where
+        I: IntoIterator,
+        I::Item: AsRef<str>,
+    {
+        self.map(|cache| cache.ignore_query(patterns))
+    }
+
     fn map(self, change: impl FnOnce(PageCache) -> PageCache) -> PageCacheLayer {
         PageCacheLayer {
             cache: change(self.cache),

@@ -3,7 +3,7 @@
 use std::convert::Infallible;
 use std::future::Future;
 
-use axum::extract::FromRequestParts;
+use axum::extract::{FromRequestParts, MatchedPath};
 use axum::response::{IntoResponse, Response};
 use http::request::Parts;
 use http::Request;
@@ -24,6 +24,10 @@ impl<S: Send + Sync> FromRequestParts<S> for PageRequest {
         *request.uri_mut() = parts.uri.clone();
         *request.version_mut() = parts.version;
         *request.headers_mut() = parts.headers.clone();
+        // The route, for the count of distinct keys per route.
+        if let Some(route) = parts.extensions.get::<MatchedPath>() {
+            request.extensions_mut().insert(route.clone());
+        }
         Ok(PageRequest(request))
     }
 }

@@ -484,6 +484,7 @@ where
         }
         let mut request = self.request.take().expect("a request renders once");
         let render = self.render.take().expect("a request renders once");
+        self.cache.storage.routes.record(&request, &self.key);
         // The handler renders a GET (so that a HEAD can fill the entry), without the
         // client's conditions (the cache answers those from the whole page); the
         // client's headers are kept for the variant key and those conditions.

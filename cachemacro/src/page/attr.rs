@@ -10,9 +10,7 @@ use crate::shared::options::{
     unknown_option, value_after_eq, AttributeOptions, Spanned,
 };
 
-const OPTIONS: &str = "ttl, stale, store, key_prefix, vary, query, crate";
-const VARY_ACCEPTED: &str =
-    "`vary` takes a list of header names, like `vary = [\"Accept-Language\"]`";
+const OPTIONS: &str = "ttl, stale, store, key_prefix, vary, query, ignore_query, crate";
 
 #[derive(Default)]
 pub(crate) struct PageArgs {
@@ -27,6 +25,8 @@ pub(crate) struct PageArgs {
     pub(crate) vary: Option<Spanned<Vec<LitStr>>>,
     /// Whether the query string is part of the key.
     pub(crate) query: Option<Spanned<bool>>,
+    /// Glob patterns of query parameters left out of the key; checked in `validate`.
+    pub(crate) ignore_query: Option<Spanned<Vec<LitStr>>>,
     pub(crate) krate: Option<Spanned<Path>>,
 }
 
@@ -60,7 +60,21 @@ impl AttributeOptions for PageArgs {
                     "expected a string, like `key_prefix = \"books:\"`",
                 )
             }),
-            "vary" => set_once(&mut self.vary, "vary", span, || parse_vary(meta, span)),
+            "vary" => set_once(&mut self.vary, "vary", span, || {
+                string_list(meta, "vary", span, HEADER_NAMES, |name| {
+                    if is_header_name(&name.value()) {
+                        Ok(())
+                    } else {
+                        Err(Error::new(
+                            name.span(),
+                            format!("`{}` is not a valid header name", name.value()),
+                        ))
+                    }
+                })
+            }),
+            "ignore_query" => set_once(&mut self.ignore_query, "ignore_query", span, || {
+                string_list(meta, "ignore_query", span, PARAMETER_PATTERNS, |_| Ok(()))
+            }),
             "query" => set_once(&mut self.query, "query", span, || {
                 flag_value(meta, "query", span)
             }),
@@ -74,39 +88,63 @@ impl AttributeOptions for PageArgs {
     }
 }
 
-/// `vary = ["Accept-Language", ..]`: string literals that are header names.
-fn parse_vary(meta: &ParseNestedMeta, span: Span) -> syn::Result<Vec<LitStr>> {
+/// What a list option holds, and an example of it.
+struct ListOf {
+    what: &'static str,
+    example: &'static str,
+}
+
+const HEADER_NAMES: ListOf = ListOf {
+    what: "header names",
+    example: "vary = [\"Accept-Language\"]",
+};
+
+const PARAMETER_PATTERNS: ListOf = ListOf {
+    what: "query parameter patterns",
+    example: "ignore_query = [\"utm_*\", \"fbclid\"]",
+};
+
+/// `option = ["..", ..]`: string literals, each passed to `check` in order.
+fn string_list(
+    meta: &ParseNestedMeta,
+    option: &str,
+    span: Span,
+    list_of: ListOf,
+    check: impl Fn(&LitStr) -> syn::Result<()>,
+) -> syn::Result<Vec<LitStr>> {
+    let ListOf { what, example } = list_of;
     let list: ExprArray = value_after_eq(
         meta,
-        "vary",
+        option,
         span,
-        "expected a list of header names, like `vary = [\"Accept-Language\"]`",
+        &format!("expected a list of {what}, like `{example}`"),
     )?
     .parse()
-    .map_err(|error: Error| Error::new(error.span(), VARY_ACCEPTED))?;
-    let mut names = Vec::new();
+    .map_err(|error: Error| {
+        Error::new(
+            error.span(),
+            format!("`{option}` takes a list of {what}, like `{example}`"),
+        )
+    })?;
+    let mut strings = Vec::new();
     for element in &list.elems {
         match element {
             Expr::Lit(syn::ExprLit {
-                lit: Lit::Str(name),
-                ..
-            }) if is_header_name(&name.value()) => names.push(name.clone()),
-            Expr::Lit(syn::ExprLit {
-                lit: Lit::Str(name),
+                lit: Lit::Str(string),
                 ..
             }) => {
-                return Err(Error::new(
-                    name.span(),
-                    format!("`{}` is not a valid header name", name.value()),
+                check(string)?;
+                strings.push(string.clone());
+            }
+            other => {
+                return Err(Error::new_spanned(
+                    other,
+                    format!("`{option}` lists {what} as string literals, like `{example}`"),
                 ))
             }
-            other => return Err(Error::new_spanned(
-                other,
-                "`vary` lists header names as string literals, like `vary = [\"Accept-Language\"]`",
-            )),
         }
     }
-    Ok(names)
+    Ok(strings)
 }
 
 /// RFC 9110 §5.1: a field name is a token.

@@ -111,6 +111,10 @@ fn page_cache(ident: &Ident, args: &PageArgs, rt: &TokenStream) -> TokenStream {
         let query = query.value;
         cache = quote!(#rt::__private::PageCache::query(#cache, #query));
     }
+    if let Some(patterns) = &args.ignore_query {
+        let patterns = &patterns.value;
+        cache = quote!(#rt::__private::PageCache::ignore_query(#cache, [#(#patterns),*]));
+    }
     cache
 }
 

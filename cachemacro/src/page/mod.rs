@@ -23,6 +23,7 @@ pub(crate) fn cache_page(attr: TokenStream, item: TokenStream) -> TokenStream {
         // reported together.
         let args = PageArgs::parse(attr, &mut errors);
         validate::check_handler(&function.sig, &mut errors);
+        validate::check_ignore_query(&args, &mut errors);
         let rt = args.runtime_path();
         match errors.into_error() {
             None => Ok(expand::cached_handler(function, &args, &rt)),

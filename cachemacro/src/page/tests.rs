@@ -66,7 +66,7 @@ fn option_errors_are_reported_together() {
     );
     assert_eq!(
         errors[1],
-        "unknown cache_page option `colour`; expected one of: ttl, stale, store, key_prefix, vary, query, crate"
+        "unknown cache_page option `colour`; expected one of: ttl, stale, store, key_prefix, vary, query, ignore_query, crate"
     );
     assert!(
         errors[2].starts_with("a zero `stale` window is the default"),
@@ -281,4 +281,86 @@ fn an_item_that_is_not_a_function_is_named_in_the_error() {
         ["#[cache_page] applies to an async handler function, not to a struct"]
     );
     assert!(matches!(items.last(), Some(Item::Struct(_))));
+}
+
+fn option_errors(tokens: TokenStream) -> Vec<String> {
+    let mut errors = Errors::default();
+    let args = PageArgs::parse(tokens, &mut errors);
+    super::validate::check_ignore_query(&args, &mut errors);
+    messages(errors)
+}
+
+#[test]
+fn ignore_query_takes_a_list_of_patterns() {
+    let (args, errors) = parse_args(quote!(ignore_query = ["utm_*", "fbclid"], query = true));
+    assert!(errors.is_empty(), "{errors:?}");
+    let patterns: Vec<String> = args
+        .ignore_query
+        .expect("ignore_query")
+        .value
+        .iter()
+        .map(|pattern| pattern.value())
+        .collect();
+    assert_eq!(patterns, ["utm_*", "fbclid"]);
+    assert!(option_errors(quote!(ignore_query = ["utm_?", "a%20b", "x.y~z"])).is_empty());
+    assert_eq!(
+        option_errors(quote!(ignore_query = "utm_*")),
+        ["`ignore_query` takes a list of query parameter patterns, like `ignore_query = [\"utm_*\", \"fbclid\"]`"]
+    );
+    assert_eq!(
+        option_errors(quote!(ignore_query = [utm])),
+        ["`ignore_query` lists query parameter patterns as string literals, like `ignore_query = [\"utm_*\", \"fbclid\"]`"]
+    );
+}
+
+#[test]
+fn ignore_query_patterns_are_checked_together() {
+    let errors = option_errors(quote!(
+        ignore_query = ["", "utm source", "a&b", "*", "**", "ok_*"]
+    ));
+    assert_eq!(errors.len(), 5, "{errors:?}");
+    assert_eq!(errors[0], "an `ignore_query` pattern cannot be empty");
+    assert!(
+        errors[1].starts_with("' ' cannot be part of a query parameter name"),
+        "{errors:?}"
+    );
+    assert!(
+        errors[2].starts_with("'&' cannot be part of a query parameter name"),
+        "{errors:?}"
+    );
+    assert_eq!(
+        errors[3],
+        "`*` leaves every query parameter out of the key; write `query = false`"
+    );
+    assert_eq!(
+        errors[4],
+        "`**` leaves every query parameter out of the key; write `query = false`"
+    );
+    assert!(option_errors(quote!(ignore_query = []))[0]
+        .starts_with("`ignore_query` needs at least one pattern"));
+}
+
+#[test]
+fn ignore_query_conflicts_with_query_false() {
+    let errors = option_errors(quote!(query = false, ignore_query = ["utm_*"]));
+    assert_eq!(
+        errors,
+        [
+            "`ignore_query` with `query = false`: the query string is not part of the key, so there is no parameter to leave out",
+            "the query string is left out here"
+        ]
+    );
+    assert!(option_errors(quote!(query = true, ignore_query = ["utm_*"])).is_empty());
+}
+
+#[test]
+fn ignore_query_configures_the_page_cache() {
+    let (args, _) = parse_args(quote!(ignore_query = ["utm_*", "fbclid"]));
+    let text = cached_handler(&book(), &args, &args.runtime_path()).to_string();
+    let expected = quote!(PageCache::ignore_query);
+    assert!(text.contains(&expected.to_string()), "{text}");
+    assert!(
+        text.contains(&quote!(["utm_*", "fbclid"]).to_string()),
+        "{text}"
+    );
 }

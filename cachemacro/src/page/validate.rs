@@ -1,7 +1,8 @@
-//! Which functions can be a cached axum handler.
+//! Which functions can be a cached axum handler, and which options make sense together.
 
 use syn::{Error, FnArg, Signature};
 
+use super::attr::PageArgs;
 use crate::shared::errors::Errors;
 
 /// A handler must be a free `async fn` without generics: its cache is one static next to
@@ -37,4 +38,53 @@ pub(crate) fn check_handler(sig: &Signature, errors: &mut Errors) {
             "a variadic function cannot be an axum handler",
         ));
     }
+}
+
+/// The `ignore_query` patterns: each one a name a query parameter can have (the runtime's
+/// `PageCache::ignore_query` would panic on it otherwise), none that leaves out every
+/// parameter, and none with `query = false`, where there is no parameter to leave out.
+pub(crate) fn check_ignore_query(args: &PageArgs, errors: &mut Errors) {
+    let Some(patterns) = &args.ignore_query else {
+        return;
+    };
+    if let Some(query) = args.query.as_ref().filter(|query| !query.value) {
+        let mut conflict = Error::new(
+            patterns.span,
+            "`ignore_query` with `query = false`: the query string is not part of the key, so there is no parameter to leave out",
+        );
+        conflict.combine(Error::new(query.span, "the query string is left out here"));
+        errors.push(conflict);
+        return;
+    }
+    if patterns.value.is_empty() {
+        errors.push(Error::new(
+            patterns.span,
+            "`ignore_query` needs at least one pattern, like `ignore_query = [\"utm_*\"]`; leave it out to keep every parameter",
+        ));
+    }
+    for pattern in &patterns.value {
+        let text = pattern.value();
+        let problem = if text.is_empty() {
+            Some("an `ignore_query` pattern cannot be empty".to_owned())
+        } else if text.chars().all(|c| c == '*') {
+            Some(format!(
+                "`{text}` leaves every query parameter out of the key; write `query = false`"
+            ))
+        } else {
+            text.chars().find(|&c| !is_parameter_name_char(c)).map(|c| {
+                format!(
+                    "{c:?} cannot be part of a query parameter name; a pattern holds letters, digits, `-._~%!$'()+,;:@/` and the wildcards `*` and `?`"
+                )
+            })
+        };
+        if let Some(problem) = problem {
+            errors.push(Error::new(pattern.span(), problem));
+        }
+    }
+}
+
+/// RFC 3986 §3.4: a query character (`pchar`, `/`, `?`), less the `&` and `=` that end a
+/// parameter's name. The same set as the runtime's `query_filter::is_name_char`.
+fn is_parameter_name_char(c: char) -> bool {
+    c.is_ascii_alphanumeric() || "-._~%!$'()*+,;:@/?".contains(c)
 }
