@@ -122,6 +122,9 @@ impl Way {
     }
 }
 
+/// How long one way of a scenario may take: far over what any needs.
+const WAY_LIMIT: Duration = Duration::from_secs(30);
+
 /// Runs `test` once for each transport and each of `modes`, all four at once (so that
 /// their sleeps overlap), and fails with every way that failed, named.
 pub async fn each_way<F, Fut>(modes: &[Mode], test: F)
@@ -143,7 +146,16 @@ where
     for &transport in transports {
         for &mode in modes {
             let way = Way { transport, mode };
-            runs.push((way, tokio::spawn(test(way))));
+            let run = test(way);
+            runs.push((
+                way,
+                tokio::spawn(async move {
+                    // A hang names its way too, rather than stalling the whole target.
+                    if tokio::time::timeout(WAY_LIMIT, run).await.is_err() {
+                        panic!("did not finish within {WAY_LIMIT:?}");
+                    }
+                }),
+            ));
         }
     }
     let mut failures = Vec::new();

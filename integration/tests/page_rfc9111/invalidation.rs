@@ -65,6 +65,23 @@ async fn post_invalidates_the_uri_rfc9111_4_4() {
 }
 
 #[tokio::test]
+async fn the_request_uri_includes_its_query_rfc9111_4_4() {
+    each_way(BOTH, |way| async move {
+        let app = way.start(site(|_| Reply::ok("done"))).await;
+        store(&app, "/page?id=1", None).await;
+        store(&app, "/page?id=2", None).await;
+        assert_eq!(app.send(Req::new("POST", "/page?id=1")).await.status, 200);
+        assert_eq!(x_cache(&app, "/page?id=1").await, "MISS");
+        assert_eq!(
+            x_cache(&app, "/page?id=2").await,
+            "HIT",
+            "another query is another URI"
+        );
+    })
+    .await;
+}
+
+#[tokio::test]
 async fn location_and_content_location_on_the_same_host_are_invalidated_rfc9111_4_4() {
     each_way(BOTH, |way| async move {
         let app = way

@@ -36,6 +36,14 @@ async fn only_if_cached_gives_504_rfc9111_5_2_1_7() {
         app.get("/page").await;
         let stale = app.send(with_cache_control("only-if-cached")).await;
         assert_eq!(stale.status, 504, "stored but stale");
+        let allowed = app
+            .send(with_cache_control("only-if-cached, max-stale=600"))
+            .await;
+        assert_eq!(
+            (allowed.status, allowed.x_cache(), allowed.body.as_str()),
+            (200, "STALE", "render 1"),
+            "stale, but within the max-stale the request allows"
+        );
         assert_eq!(app.seen().len(), 1);
     })
     .await;

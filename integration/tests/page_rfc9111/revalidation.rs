@@ -50,6 +50,26 @@ async fn stale_page_is_revalidated_rfc9111_4_3_1() {
             );
             assert_eq!(app.renders(), 2);
         }
+
+        let app = way
+            .start(|seen: &Seen| {
+                Reply::ok(format!("render {}", seen.call))
+                    .header("cache-control", "max-age=0")
+                    .header("etag", "\"v1\"")
+                    .header("last-modified", "Tue, 01 Sep 2026 10:00:00 GMT")
+            })
+            .await;
+        app.get("/page").await;
+        app.get("/page").await;
+        let seen = app.last_seen();
+        assert_eq!(
+            (
+                seen.header("if-none-match"),
+                seen.header("if-modified-since")
+            ),
+            (Some("\"v1\""), Some("Tue, 01 Sep 2026 10:00:00 GMT")),
+            "both validators are sent"
+        );
     })
     .await;
 }
