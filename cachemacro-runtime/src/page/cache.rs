@@ -50,36 +50,82 @@ pub(super) struct PageStorage {
 ///
 /// [`serve`](PageCache::serve), the core that `#[cache_page]` and [`PageCacheLayer`](super::PageCacheLayer) both call, follows these rules:
 ///
+/// The rules are RFC 9111's, in one of two modes ([`PageCacheMode`]): the application's
+/// own cache (the default) or a shared cache in front of an upstream
+/// ([`PageCache::shared`]). RFC sections are given in brackets.
+///
 /// * Only `GET` and `HEAD` are served from or stored in the cache; a `HEAD` is answered
-///   from the `GET` entry (the handler renders a `GET`, the body is dropped). Every other
-///   method passes through untouched.
+///   from the `GET` entry (the handler renders a `GET`, the body is dropped). `OPTIONS`,
+///   `TRACE` and requests asking for a protocol `Upgrade` (WebSocket) pass through
+///   untouched. Any other method is unsafe: after a `2xx` or `3xx` answer, the page of
+///   its URI and the same-host URIs in `Location` and `Content-Location` are invalidated
+///   before the response goes back (§4.4), so the form-update case of a web app never
+///   shows the old page.
 /// * The key ([`PageKey`]) is method-independent: key prefix, host, path, the query
 ///   parameters in a canonical order, and the values of every header named by the `vary`
 ///   option or by the response's `Vary`. (Not the scheme: behind a TLS-terminating proxy
 ///   a server cannot see it, and `http`/`https` serve the same page.) It is a structure, not a concatenation, so
 ///   two different requests never share a key.
-/// * Stored: responses whose status is in the configured set (default: `200`) and whose
-///   body has a known size up to the limit (default 1 MiB; streaming bodies pass through).
-///   Never stored: a response with `Set-Cookie`; `Cache-Control: private`, `no-store` or
-///   `no-cache`; `Vary: *`; a response to a request carrying `Authorization` unless the
-///   response says `public` or `s-maxage`.
-/// * Stamped on cacheable responses: `Cache-Control: max-age=<remaining>` and `Expires`
-///   (unless the handler set them), a strong `ETag` (unless the handler set one), `Age`
-///   on hits and `x-cache: HIT | MISS | STALE`. A matching `If-None-Match` gets
-///   `304 Not Modified` without a body.
-/// * Single-flight per key: concurrent requests for a cold page run the handler once.
-///   With a `stale` window, an expired page is served at once (`x-cache: STALE`) while
-///   one request re-renders it.
-///
+/// * Stored: responses whose status is in the configured set (default: `200`; a shared
+///   cache: any final status with freshness information) and whose body has a known size
+///   up to the limit (default 1 MiB; streaming bodies pass through). Never stored: a
+///   response with `Set-Cookie`; `Cache-Control: private` or `no-store`; `Vary: *`; a
+///   response to a request with `Cache-Control: no-store`, or carrying `Authorization`
+///   unless the response says `public` or `s-maxage` (a shared cache also accepts
+///   `must-revalidate`, §3.5).
+/// * Freshness (§4.2): `s-maxage`, else `max-age`, else `Expires − Date` (all three date
+///   forms of RFC 9110 §5.6.7; an invalid `Expires` such as `0` is already stale), else
+///   the TTL (a shared cache: 10 % of the time since `Last-Modified` for heuristically
+///   cacheable statuses, else not stored). The age is
+///   `max(apparent_age, Age) + resident_time` (§4.2.3), so a response that arrives with
+///   `Age` at or over its `max-age` is stale at once. A response stale on arrival, or
+///   marked `no-cache`, is kept only if it has a validator, to be revalidated.
+/// * Revalidation (§4.3): a stale page with the inner service's `ETag` or
+///   `Last-Modified` is confirmed with a conditional request (`If-None-Match`,
+///   `If-Modified-Since`); a `304 Not Modified` updates the stored headers and freshness
+///   and the stored body answers (`x-cache: REVALIDATED`), so a handler that answers
+///   conditional requests (axum's can) does no rendering. `must-revalidate` and
+///   `proxy-revalidate` forbid serving the page stale.
+/// * Headers on the answers: `Age` (the current age) on every hit, the inner `Age` on a
+///   miss, `x-cache: HIT | MISS | STALE | REVALIDATED`, a `Date` when the response had
+///   none. The application's cache also stamps `Cache-Control: max-age=<remaining>` and
+///   `Expires` (unless the handler set them) and a strong `ETag` (unless the handler set
+///   one); a shared cache forwards the upstream's headers as they are. A client whose
+///   `If-None-Match` (or, without it, `If-Modified-Since`) matches gets
+///   `304 Not Modified` without a body. Hop-by-hop fields (`Connection` and the fields it
+///   names, `Keep-Alive`, `TE`, `Transfer-Encoding`, `Upgrade`, `Proxy-*`, `Trailer`) are
+///   neither stored nor sent on the cache's answers.
+/// * Single-flight per key: concurrent requests for a cold (or revalidating) page run
+///   the handler once. With a `stale` window, an expired page is served at once
+///   (`x-cache: STALE`) while one request re-renders or revalidates it.
 /// * Invalidation wins over a render in flight: [`invalidate`](PageCache::invalidate) (or
 ///   [`invalidate_async`](PageCache::invalidate_async) from async code) while the page is
 ///   being rendered lets that render answer the requests waiting for it, but it is not
 ///   stored, so the next request renders the page from the changed data.
+/// * Request directives (§5.2.1): `max-stale`, `min-fresh`, `only-if-cached` (`504` when
+///   nothing stored may answer) and `no-store` are always honoured: they never make the
+///   handler render a page the cache could serve. `no-cache`, `max-age` and
+///   `Pragma: no-cache` would: a browser's reload sends `max-age=0`, and any script can
+///   send `no-cache` on every request to load the database at will. They are ignored
+///   unless [`honour_request_no_cache`](PageCache::honour_request_no_cache) is on, as
+///   Varnish and most CDNs do. Invalidate with [`invalidate`](PageCache::invalidate)
+///   instead.
 ///
-/// Request `Cache-Control` directives (`no-cache` from a browser's reload) are ignored,
-/// as reverse proxies do by default: a client must not be able to bypass a shared cache
-/// and hammer the origin. Invalidate with [`invalidate`](PageCache::invalidate) instead.
+/// # Out of scope
 ///
+/// An in-application cache sees requests after the server has parsed them and answers
+/// them in-process, so some of the RFC does not apply or is left to other layers:
+///
+/// * `CDN-Cache-Control` and other targeted fields (RFC 9213) address caches between the
+///   application and the client; this cache is the application's, and reads the
+///   general `Cache-Control`.
+/// * Partial content (`Range`, `206`, §3.3–3.4): only whole responses are stored; range
+///   requests are answered whole or passed through by the inner service.
+/// * `stale-if-error` and `stale-while-revalidate` response extensions (RFC 5861): the
+///   stale window is the cache's `stale` setting, not the response's.
+/// * `no-cache="field"` and `private="field"` with field names are read as the whole
+///   response (the safe reading, §5.2.2.4 and §5.2.2.7 allow it).
+/// * `Warning` (obsoleted by RFC 9111) is never sent.
 ///
 /// ```
 /// use std::time::Duration;
@@ -198,8 +244,10 @@ impl PageCache {
         self
     }
 
-    /// How long a page stays fresh when the response sets no `max-age`/`s-maxage` of its
-    /// own (default: 10 minutes).
+    /// How long a page stays fresh when the response sets no `max-age`, `s-maxage` or
+    /// `Expires` of its own (default: 10 minutes). A shared cache uses no such default
+    /// (see [`PageCacheMode`]); there, the TTL only says how long a stale page with a
+    /// validator is kept for revalidation, as it does in the application's mode.
     ///
     /// ```
     /// # use std::time::Duration;
@@ -289,7 +337,8 @@ impl PageCache {
         self
     }
 
-    /// The response statuses that are stored (default: `200` only). RFC 9111 calls
+    /// The response statuses that are stored (default: `200` only in the application's
+    /// mode, any final status with freshness information in the shared mode). RFC 9111 calls
     /// 200, 203, 204, 300, 301, 404 and 410 heuristically cacheable.
     ///
     /// ```
@@ -299,7 +348,7 @@ impl PageCache {
     /// # let _ = cache;
     /// ```
     pub fn statuses(mut self, statuses: impl IntoIterator<Item = StatusCode>) -> PageCache {
-        Arc::make_mut(&mut self.policy).statuses = statuses.into_iter().collect();
+        Arc::make_mut(&mut self.policy).statuses = Some(statuses.into_iter().collect());
         self
     }
 

@@ -4,15 +4,17 @@
 
 use std::fmt;
 use std::sync::Arc;
-use std::time::{Duration, SystemTime};
+use std::time::SystemTime;
 
 use axum::body::Body;
 use axum::response::Response;
 use bytes::Bytes;
-use http::header::{CACHE_CONTROL, CONTENT_LENGTH, ETAG, EXPIRES, IF_NONE_MATCH, VARY};
+use http::header::{CACHE_CONTROL, CONTENT_LENGTH, ETAG, EXPIRES, LAST_MODIFIED, VARY};
 use http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
 
-use super::etag::etag_matches;
+use super::freshness::Freshness;
+use super::policy::has_validator;
+use super::validators::client_has_it;
 
 /// The header that tells whether a response came from the cache.
 pub(crate) const X_CACHE: HeaderName = HeaderName::from_static("x-cache");
@@ -52,19 +54,29 @@ pub(super) enum Stored {
 /// A rendered page as the cache keeps it.
 pub(super) struct Page {
     pub(super) status: StatusCode,
-    /// The headers of a hit, ready to clone: the handler's, with the `ETag`, `Vary`,
-    /// `Content-Length`, `Expires`, `Cache-Control`, `Age` and `x-cache` the cache adds
-    /// (the last three are rewritten per response). Cloning one map that already holds
-    /// every name keeps the hit path at a single allocation for headers.
+    /// The response's own headers, as RFC 9111 stores them: the inner service's, without
+    /// hop-by-hop fields, with the `Date` and the `Vary` names the cache adds. A `304`
+    /// from a revalidation updates these.
+    pub(super) stored: HeaderMap,
+    /// The headers of a hit, ready to clone: `stored` with the `Content-Length`, `ETag`,
+    /// `Expires`, `Cache-Control`, `Age` and `x-cache` the cache adds (the last three are
+    /// rewritten per response). Cloning one map that already holds every name keeps the
+    /// hit path at a single allocation for headers.
     pub(super) headers: HeaderMap,
     pub(super) body: Bytes,
-    pub(super) etag: HeaderValue,
-    pub(super) stored_at: SystemTime,
-    pub(super) fresh_for: Duration,
-    /// May answer requests carrying `Authorization` (`public` or `s-maxage`).
+    /// What a client's `If-None-Match` is compared with: the inner service's `ETag`, or
+    /// the one the application's cache made.
+    pub(super) etag: Option<HeaderValue>,
+    pub(super) freshness: Freshness,
+    /// May answer requests carrying `Authorization` (RFC 9111 §3.5).
     pub(super) public: bool,
-    /// The handler set no `Cache-Control`: the cache writes `max-age=<remaining>`.
-    pub(super) stamp_max_age: bool,
+    /// The application's mode: the cache stamps `Cache-Control: max-age` and `Expires`
+    /// where the response has none. Kept for the wire form, which rebuilds `headers`.
+    #[cfg_attr(not(feature = "serde"), allow(dead_code))]
+    pub(super) stamps: bool,
+    /// `stamps`, and the response set no `Cache-Control`: the cache writes
+    /// `max-age=<remaining>` on every answer.
+    stamp_max_age: bool,
     /// The request header values this page was rendered for (its variant).
     pub(super) vary: Vec<(HeaderName, Vec<HeaderValue>)>,
 }
@@ -112,6 +124,7 @@ impl fmt::Debug for CachedPage {
                 .field("status", &page.status)
                 .field("bytes", &page.body.len())
                 .field("etag", &page.etag)
+                .field("freshness", &page.freshness)
                 .finish_non_exhaustive(),
             Stored::Variants { names, .. } => f
                 .debug_struct("CachedPage")
@@ -123,11 +136,13 @@ impl fmt::Debug for CachedPage {
 }
 
 /// How a response was answered, as `x-cache` tells the client.
-#[derive(Clone, Copy)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(super) enum Served {
     Hit,
     Miss,
     Stale,
+    /// A stale page the inner service confirmed with `304 Not Modified`.
+    Revalidated,
 }
 
 impl Served {
@@ -136,11 +151,61 @@ impl Served {
             Served::Hit => "HIT",
             Served::Miss => "MISS",
             Served::Stale => "STALE",
+            Served::Revalidated => "REVALIDATED",
         })
     }
 }
 
 impl Page {
+    /// A page from its stored parts; prepares the headers of a hit.
+    #[allow(clippy::too_many_arguments)]
+    pub(super) fn new(
+        status: StatusCode,
+        stored: HeaderMap,
+        body: Bytes,
+        etag: Option<HeaderValue>,
+        freshness: Freshness,
+        public: bool,
+        stamps: bool,
+        vary: Vec<(HeaderName, Vec<HeaderValue>)>,
+    ) -> Page {
+        let stamp_max_age = stamps && !stored.contains_key(CACHE_CONTROL);
+        let mut headers = stored.clone();
+        headers.reserve(6);
+        headers.insert(CONTENT_LENGTH, HeaderValue::from(body.len()));
+        if let Some(etag) = &etag {
+            if !headers.contains_key(ETAG) {
+                headers.insert(ETAG, etag.clone());
+            }
+        }
+        if stamps && !headers.contains_key(EXPIRES) {
+            let expires =
+                freshness.response_time + freshness.lifetime.saturating_sub(freshness.initial_age);
+            headers.insert(
+                EXPIRES,
+                HeaderValue::try_from(httpdate::fmt_http_date(expires))
+                    .expect("an HTTP date is a valid header value"),
+            );
+        }
+        if stamp_max_age {
+            headers.insert(CACHE_CONTROL, max_age(0));
+        }
+        headers.insert(AGE, HeaderValue::from_static("0"));
+        headers.insert(X_CACHE, Served::Hit.header());
+        Page {
+            status,
+            stored,
+            headers,
+            body,
+            etag,
+            freshness,
+            public,
+            stamps,
+            stamp_max_age,
+            vary,
+        }
+    }
+
     /// Whether this page may answer a request with these headers: same variant, and no
     /// `Authorization` unless the page was public.
     pub(super) fn answers(&self, headers: &HeaderMap, authorized: bool) -> bool {
@@ -151,21 +216,17 @@ impl Page {
                 .all(|(name, values)| headers.get_all(name).iter().eq(values.iter()))
     }
 
-    pub(super) fn age(&self, now: SystemTime) -> Duration {
-        now.duration_since(self.stored_at).unwrap_or_default()
-    }
-
-    pub(super) fn is_fresh(&self, now: SystemTime) -> bool {
-        self.age(now) < self.fresh_for
+    /// Whether a stale copy can be revalidated: the inner service gave a validator.
+    pub(super) fn can_revalidate(&self) -> bool {
+        has_validator(&self.stored)
     }
 
     /// The response for this page, stamped; `304 Not Modified` when the request's
-    /// `If-None-Match` names its `ETag`. `request` is the request's headers.
+    /// conditions say the client holds it already. `request` is the request's headers.
     pub(super) fn respond(&self, served: Served, request: &HeaderMap, now: SystemTime) -> Response {
-        let age = self.age(now);
-        let not_modified = request
-            .get(IF_NONE_MATCH)
-            .is_some_and(|condition| etag_matches(condition, &self.etag));
+        let age = self.freshness.age(now);
+        let not_modified =
+            client_has_it(request, self.etag.as_ref(), self.stored.get(LAST_MODIFIED));
         let mut response = if not_modified {
             let mut response = Response::new(Body::empty());
             *response.status_mut() = StatusCode::NOT_MODIFIED;
@@ -175,6 +236,7 @@ impl Page {
                 CACHE_CONTROL,
                 EXPIRES,
                 VARY,
+                ETAG,
                 http::header::CONTENT_LOCATION,
                 http::header::DATE,
                 AGE,
@@ -184,7 +246,6 @@ impl Page {
                     response.headers_mut().append(name.clone(), value.clone());
                 }
             }
-            response.headers_mut().insert(ETAG, self.etag.clone());
             response
         } else {
             let mut response = Response::new(Body::from(self.body.clone()));
@@ -197,45 +258,28 @@ impl Page {
             let remaining = match served {
                 Served::Stale => 0,
                 // Whole seconds on both sides, so that `Age + max-age` is the lifetime.
-                _ => self.fresh_for.as_secs().saturating_sub(age.as_secs()),
+                _ => self
+                    .freshness
+                    .lifetime
+                    .as_secs()
+                    .saturating_sub(age.as_secs()),
             };
             headers.insert(CACHE_CONTROL, max_age(remaining));
         }
         match served {
-            Served::Miss => {
+            // A response the inner service sent just now: its own age, if it had one.
+            Served::Miss if age.as_secs() == 0 => {
                 headers.remove(AGE);
-                headers.insert(X_CACHE, served.header());
             }
-            Served::Hit => {
+            _ => {
                 headers.insert(AGE, HeaderValue::from(age.as_secs()));
             }
-            Served::Stale => {
-                headers.insert(AGE, HeaderValue::from(age.as_secs()));
-                headers.insert(X_CACHE, served.header());
-            }
+        }
+        if served != Served::Hit {
+            headers.insert(X_CACHE, served.header());
         }
         response
     }
-}
-
-/// The headers of a hit (see `Page::headers`), built once when the page is stored.
-pub(super) fn hit_headers(
-    mut headers: HeaderMap,
-    length: usize,
-    stamp_max_age: bool,
-    expires: Option<HeaderValue>,
-) -> HeaderMap {
-    headers.reserve(6);
-    headers.insert(CONTENT_LENGTH, HeaderValue::from(length));
-    if let Some(expires) = expires {
-        headers.insert(EXPIRES, expires);
-    }
-    if stamp_max_age {
-        headers.insert(CACHE_CONTROL, max_age(0));
-    }
-    headers.insert(AGE, HeaderValue::from_static("0"));
-    headers.insert(X_CACHE, Served::Hit.header());
-    headers
 }
 
 fn max_age(seconds: u64) -> HeaderValue {

@@ -20,8 +20,10 @@
 //! [`cache_page`]: crate::cache_page
 
 mod cache;
+mod cache_control;
 mod entry;
-mod etag;
+mod freshness;
+mod hop_by_hop;
 mod key;
 mod layer;
 mod mode;
@@ -29,6 +31,8 @@ mod page_store;
 mod policy;
 pub(crate) mod request;
 mod serve;
+mod unsafe_methods;
+mod validators;
 #[cfg(feature = "serde")]
 mod wire;
 

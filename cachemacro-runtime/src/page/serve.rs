@@ -10,16 +10,21 @@ use std::time::{Duration, SystemTime};
 
 use axum::body::Body;
 use axum::response::Response;
-use http::header::{CACHE_CONTROL, ETAG, EXPIRES, VARY};
+use bytes::Bytes;
+use http::header::{AGE, CONTENT_LENGTH, DATE, ETAG, VARY};
 use http::{HeaderMap, HeaderValue, Method, Request, StatusCode};
 use http_body::Body as _;
 use http_body_util::BodyExt;
 
 use super::cache::PageCache;
-use super::entry::{hit_headers, CachedPage, Page, Served, Stored, X_CACHE};
-use super::etag::strong_etag;
+use super::cache_control::RequestDirectives;
+use super::entry::{CachedPage, Page, Served, Stored, X_CACHE};
+use super::freshness::Freshness;
+use super::hop_by_hop;
 use super::key::{header_values, PageKey};
-use super::policy::{self, Verdict};
+use super::mode::PageCacheMode;
+use super::policy::{self, RequestFacts, Usability, Verdict};
+use super::validators::{self, strong_etag};
 use crate::flight::single_flight::{Flight, FlightOutcome};
 use crate::flight::{CacheCall, Computation, Found, Hit};
 
@@ -48,18 +53,28 @@ impl PageCache {
         F: FnOnce(Request<B>) -> Fut,
         Fut: Future<Output = Result<Response, E>>,
     {
-        if !policy::is_cacheable_method(request.method()) {
+        let method = request.method();
+        if !policy::is_safe_method(method) {
+            return self.serve_unsafe(request, render).await;
+        }
+        if !policy::is_cacheable_method(method) || hop_by_hop::is_upgrade(request.headers()) {
             return render(request).await;
         }
         let base = PageKey::for_request(&self.policy.key, request.uri(), request.headers());
+        let directives = RequestDirectives::parse(request.headers());
         let call = PageCall {
             cache: self,
             key: base.clone(),
             base,
             generation: None,
             looked_at: SystemTime::now(),
-            authorized: policy::has_authorization(request.headers()),
+            facts: RequestFacts {
+                authorized: policy::has_authorization(request.headers()),
+                no_store: directives.no_store,
+            },
+            directives,
             head: request.method() == Method::HEAD,
+            revalidating: None,
             request: Some(request),
             render: Some(render),
             written: Vec::new(),
@@ -108,27 +123,25 @@ impl PageCache {
     /// what to store.
     async fn admit(
         &self,
-        base: &PageKey,
-        headers: &HeaderMap,
-        authorized: bool,
-        generation: Option<u64>,
+        reply: Reply<'_>,
         response: Response,
-        head: bool,
     ) -> Computation<Response, CachedPage, PageWrite> {
+        let response_time = SystemTime::now();
         let (mut parts, body) = response.into_parts();
         let verdict = policy::verdict(
             &self.policy,
-            authorized,
+            reply.facts,
             parts.status,
             &parts.headers,
             body.size_hint().exact(),
+            response_time,
         );
-        let (fresh_for, public) = match verdict {
-            Verdict::Store { fresh_for, public } => (fresh_for, public),
+        let (freshness, public) = match verdict {
+            Verdict::Store { freshness, public } => (freshness, public),
             Verdict::Pass(why) => {
-                tracing::debug!(path = base.path(), why, "page not cached");
+                tracing::debug!(path = reply.base.path(), why, "page not cached");
                 parts.headers.insert(X_CACHE, Served::Miss.header());
-                let body = if head { Body::empty() } else { body };
+                let body = if reply.head { Body::empty() } else { body };
                 return Computation {
                     result: Response::from_parts(parts, body),
                     share: Some(CachedPage(Stored::Pass)),
@@ -139,7 +152,7 @@ impl PageCache {
         let body = match body.collect().await {
             Ok(collected) => collected.to_bytes(),
             Err(error) => {
-                tracing::warn!(path = base.path(), %error, "page body failed while being cached");
+                tracing::warn!(path = reply.base.path(), %error, "page body failed while being cached");
                 let mut failed = Response::new(Body::empty());
                 *failed.status_mut() = StatusCode::INTERNAL_SERVER_ERROR;
                 return Computation {
@@ -149,53 +162,148 @@ impl PageCache {
                 };
             }
         };
-        let Ok(mut names) = policy::vary_names(&parts.headers) else {
+        hop_by_hop::strip(&mut parts.headers);
+        self.keep(
+            reply,
+            parts.status,
+            parts.headers,
+            body,
+            freshness,
+            public,
+            Served::Miss,
+        )
+    }
+
+    /// A `304 Not Modified` answered the revalidation of `page` (RFC 9111 §4.3.4): the
+    /// stored headers take the 304's, freshness starts again, and the stored body answers.
+    fn refresh(
+        &self,
+        reply: Reply<'_>,
+        page: &Page,
+        not_modified: Response,
+    ) -> Computation<Response, CachedPage, PageWrite> {
+        let response_time = SystemTime::now();
+        let mut update = not_modified.into_parts().0.headers;
+        hop_by_hop::strip(&mut update);
+        let mut headers = page.stored.clone();
+        // The old `Date` and `Age` described the old response; without its own, the 304
+        // is as old as now.
+        headers.remove(AGE);
+        headers.remove(DATE);
+        // §3.2: a 304 describes the stored body; it does not say how long that body is.
+        update.remove(CONTENT_LENGTH);
+        for name in update.keys() {
+            headers.remove(name);
+        }
+        for (name, value) in &update {
+            headers.append(name.clone(), value.clone());
+        }
+        let verdict = policy::verdict(
+            &self.policy,
+            reply.facts,
+            page.status,
+            &headers,
+            Some(page.body.len() as u64),
+            response_time,
+        );
+        match verdict {
+            Verdict::Store { freshness, public } => self.keep(
+                reply,
+                page.status,
+                headers,
+                page.body.clone(),
+                freshness,
+                public,
+                Served::Revalidated,
+            ),
+            Verdict::Pass(why) => {
+                // The update forbids storing the page any longer: answer with it once.
+                tracing::debug!(path = reply.base.path(), why, "revalidated page not kept");
+                let mut response = Response::new(if reply.head {
+                    Body::empty()
+                } else {
+                    Body::from(page.body.clone())
+                });
+                *response.status_mut() = page.status;
+                *response.headers_mut() = headers;
+                response
+                    .headers_mut()
+                    .insert(X_CACHE, Served::Revalidated.header());
+                Computation {
+                    result: response,
+                    share: Some(CachedPage(Stored::Pass)),
+                    write: None,
+                }
+            }
+        }
+    }
+
+    /// Stores a page the rules admitted and answers with it: the common end of a render
+    /// and of a revalidation.
+    #[allow(clippy::too_many_arguments)]
+    fn keep(
+        &self,
+        reply: Reply<'_>,
+        status: StatusCode,
+        mut headers: HeaderMap,
+        body: Bytes,
+        freshness: Freshness,
+        public: bool,
+        served: Served,
+    ) -> Computation<Response, CachedPage, PageWrite> {
+        let Ok(mut names) = policy::vary_names(&headers) else {
             unreachable!("`Vary: *` responses are never stored");
         };
         for name in &self.policy.key.vary {
             if !names.contains(name) {
-                parts
-                    .headers
-                    .append(VARY, HeaderValue::from_name(name.clone()));
+                headers.append(VARY, HeaderValue::from_name(name.clone()));
                 names.push(name.clone());
             }
         }
-        let etag = match parts.headers.get(ETAG) {
-            Some(etag) => etag.clone(),
-            None => {
-                let etag = strong_etag(&body);
-                parts.headers.insert(ETAG, etag.clone());
-                etag
-            }
+        if !headers.contains_key(DATE) {
+            headers.insert(
+                DATE,
+                HeaderValue::try_from(httpdate::fmt_http_date(freshness.response_time))
+                    .expect("an HTTP date is a valid header value"),
+            );
+        }
+        let stamps = self.policy.mode == PageCacheMode::Application;
+        let etag = match headers.get(ETAG) {
+            Some(etag) => Some(etag.clone()),
+            None => stamps.then(|| strong_etag(&body)),
         };
-        let stored_at = SystemTime::now();
-        let stamp_max_age = !parts.headers.contains_key(CACHE_CONTROL);
-        let expires = (!parts.headers.contains_key(EXPIRES)).then(|| {
-            HeaderValue::try_from(httpdate::fmt_http_date(stored_at + fresh_for))
-                .expect("an HTTP date is a valid header value")
-        });
-        let page = Arc::new(Page {
-            status: parts.status,
-            stamp_max_age,
-            headers: hit_headers(parts.headers, body.len(), stamp_max_age, expires),
+        let page = Arc::new(Page::new(
+            status,
+            headers,
             body,
             etag,
-            stored_at,
-            fresh_for,
+            freshness,
             public,
-            vary: header_values(&names, headers),
-        });
+            stamps,
+            header_values(&names, reply.request),
+        ));
         let entry = CachedPage(Stored::Page(Arc::clone(&page)));
-        let keep_for = fresh_for + self.policy.stale;
+        // Served stale within the window unless it must be revalidated; kept a TTL
+        // longer still when the inner service can confirm it, so that a revalidation
+        // finds it.
+        let mut keep_for = freshness.remaining(freshness.response_time);
+        if !freshness.must_revalidate {
+            keep_for += self.policy.stale;
+        }
+        if page.can_revalidate() {
+            keep_for += self.policy.ttl;
+        }
+        let base = reply.base;
         let write = if names.is_empty() {
             PageWrite {
                 entries: vec![(base.clone(), entry.clone())],
                 keep_for,
             }
         } else {
-            let generation = generation
+            let generation = reply
+                .generation
                 .unwrap_or_else(|| self.storage.generations.fetch_add(1, Ordering::Relaxed));
-            let key = base.variant(&names, headers, generation);
+            let key = base.variant(&names, reply.request, generation);
             // The index is written again with every variant, so it outlives them all.
             let index = Stored::Variants {
                 names: names.into(),
@@ -206,8 +314,8 @@ impl PageCache {
                 keep_for,
             }
         };
-        let mut response = page.respond(Served::Miss, headers, stored_at);
-        if head {
+        let mut response = page.respond(served, reply.request, freshness.response_time);
+        if reply.head {
             *response.body_mut() = Body::empty();
         }
         Computation {
@@ -216,6 +324,25 @@ impl PageCache {
             write: Some(write),
         }
     }
+}
+
+/// What answering a rendered (or revalidated) response needs to know of its request.
+#[derive(Clone, Copy)]
+struct Reply<'a> {
+    base: &'a PageKey,
+    /// The client's request headers: its variant and its conditions.
+    request: &'a HeaderMap,
+    facts: RequestFacts,
+    /// The generation of the variant index the lookup found, if any.
+    generation: Option<u64>,
+    head: bool,
+}
+
+/// The answer to `only-if-cached` when nothing stored may answer (RFC 9111 §5.2.1.7).
+fn gateway_timeout() -> Response {
+    let mut response = Response::new(Body::empty());
+    *response.status_mut() = StatusCode::GATEWAY_TIMEOUT;
+    response
 }
 
 /// What a request found in the store.
@@ -245,9 +372,13 @@ struct PageCall<'a, B, F> {
     generation: Option<u64>,
     /// When the last lookup ran: the page's age is measured from it.
     looked_at: SystemTime,
-    authorized: bool,
+    facts: RequestFacts,
+    directives: RequestDirectives,
     /// A `HEAD`: answered from the `GET` entry, without a body.
     head: bool,
+    /// The stored page the last lookup found that must be refreshed before it answers,
+    /// when the inner service can confirm it with a conditional request.
+    revalidating: Option<Arc<Page>>,
     /// The request until the handler gets it; only the last step, rendering, takes it.
     request: Option<Request<B>>,
     render: Option<F>,
@@ -269,7 +400,7 @@ where
     F: FnOnce(Request<B>) -> Fut,
     Fut: Future<Output = Result<Response, E>>,
 {
-    type Found = Arc<Page>;
+    type Found = (Arc<Page>, Served);
     type Output = Result<Response, E>;
     type Computed = Response;
     type Write = PageWrite;
@@ -282,24 +413,39 @@ where
         &self.key
     }
 
-    async fn lookup(&mut self) -> Found<Arc<Page>> {
+    async fn lookup(&mut self) -> Found<(Arc<Page>, Served)> {
         let found = self.cache.lookup(&self.base, self.headers()).await;
         self.key = found.key;
         self.generation = found.generation;
+        self.revalidating = None;
         let now = SystemTime::now();
         self.looked_at = now;
-        match found.page {
-            None if found.faulted => Found::Faulted,
-            None => Found::Missing,
-            // Not for this request (another variant raced in, or a page that may not
-            // answer an authorized request): the key's flight would not answer it either.
-            Some(page) if !page.answers(self.headers(), self.authorized) => Found::Bypass,
-            Some(page) if page.is_fresh(now) => Found::Fresh(page),
-            Some(page) if page.age(now) < page.fresh_for + self.cache.policy.stale => {
-                Found::Stale(page)
-            }
-            // Expired beyond the stale window but not yet purged by the store.
-            Some(_) => Found::Missing,
+        let Some(page) = found.page else {
+            return if found.faulted {
+                Found::Faulted
+            } else {
+                Found::Missing
+            };
+        };
+        // Not for this request (another variant raced in, or a page that may not answer
+        // an authorized request): the key's flight would not answer it either.
+        if !page.answers(self.headers(), self.facts.authorized) {
+            return Found::Bypass;
+        }
+        let usability =
+            policy::usability(&self.cache.policy, &page.freshness, &self.directives, now);
+        if matches!(
+            usability,
+            Usability::StaleWhileRefreshing | Usability::Unusable
+        ) && page.can_revalidate()
+        {
+            self.revalidating = Some(Arc::clone(&page));
+        }
+        match usability {
+            Usability::Fresh => Found::Fresh((page, Served::Hit)),
+            Usability::AcceptedStale => Found::Fresh((page, Served::Stale)),
+            Usability::StaleWhileRefreshing => Found::Stale((page, Served::Stale)),
+            Usability::Unusable => Found::Missing,
         }
     }
 
@@ -307,17 +453,19 @@ where
         flight.wait_async().await
     }
 
-    fn accept(&self, shared: CachedPage) -> Option<Arc<Page>> {
+    fn accept(&self, shared: CachedPage) -> Option<(Arc<Page>, Served)> {
         match shared.0 {
-            Stored::Page(page) if page.answers(self.headers(), self.authorized) => Some(page),
+            Stored::Page(page) if page.answers(self.headers(), self.facts.authorized) => {
+                Some((page, Served::Hit))
+            }
             // A pass marker, or a page this request may not be answered with: render.
             _ => None,
         }
     }
 
-    fn answer(&mut self, page: Arc<Page>, hit: Hit) -> Result<Response, E> {
+    fn answer(&mut self, (page, served): (Arc<Page>, Served), hit: Hit) -> Result<Response, E> {
         let (served, now) = match hit {
-            Hit::Fresh => (Served::Hit, self.looked_at),
+            Hit::Fresh => (served, self.looked_at),
             Hit::Stale => (Served::Stale, self.looked_at),
             Hit::Coalesced => (Served::Hit, SystemTime::now()),
         };
@@ -331,12 +479,20 @@ where
     async fn compute(
         &mut self,
     ) -> Result<Computation<Response, CachedPage, PageWrite>, Result<Response, E>> {
+        if self.directives.only_if_cached {
+            return Err(Ok(gateway_timeout()));
+        }
         let mut request = self.request.take().expect("a request renders once");
         let render = self.render.take().expect("a request renders once");
-        // The handler renders a GET (so that a HEAD can fill the entry); the headers are
-        // kept to compute the variant key of its response.
+        // The handler renders a GET (so that a HEAD can fill the entry), without the
+        // client's conditions (the cache answers those from the whole page); the
+        // client's headers are kept for the variant key and those conditions.
         let headers = request.headers().clone();
         *request.method_mut() = Method::GET;
+        validators::strip_conditions(request.headers_mut());
+        if let Some(page) = &self.revalidating {
+            validators::add_revalidation_conditions(request.headers_mut(), &page.stored);
+        }
         // Boxed: the miss path's futures would otherwise sit inline in every hit's future,
         // which is moved and zeroed on each request.
         let response = match Box::pin(render(request)).await {
@@ -344,15 +500,19 @@ where
             // The followers retry on their own.
             Err(error) => return Err(Err(error)),
         };
-        Ok(Box::pin(self.cache.admit(
-            &self.base,
-            &headers,
-            self.authorized,
-            self.generation,
-            response,
-            self.head,
-        ))
-        .await)
+        let reply = Reply {
+            base: &self.base,
+            request: &headers,
+            facts: self.facts,
+            generation: self.generation,
+            head: self.head,
+        };
+        match self.revalidating.take() {
+            Some(page) if response.status() == StatusCode::NOT_MODIFIED => {
+                Ok(self.cache.refresh(reply, &page, response))
+            }
+            _ => Ok(Box::pin(self.cache.admit(reply, response)).await),
+        }
     }
 
     fn finish(response: Response) -> Result<Response, E> {

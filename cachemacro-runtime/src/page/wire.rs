@@ -19,6 +19,7 @@ use serde::ser::Error as _;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use super::entry::{CachedPage, Page, Stored};
+use super::freshness::Freshness;
 use super::key::PageKey;
 
 #[derive(Serialize, Deserialize)]
@@ -37,12 +38,14 @@ struct WirePage<'a> {
     headers: Vec<WireHeader<'a>>,
     #[serde(with = "serde_bytes", borrow)]
     body: Cow<'a, [u8]>,
-    #[serde(with = "serde_bytes", borrow)]
-    etag: Cow<'a, [u8]>,
-    stored_at_ms: u64,
-    fresh_for_ms: u64,
+    #[serde(borrow)]
+    etag: Option<WireBytes<'a>>,
+    response_time_ms: u64,
+    initial_age_ms: u64,
+    lifetime_ms: u64,
+    must_revalidate: bool,
     public: bool,
-    stamp_max_age: bool,
+    stamps: bool,
     #[serde(borrow)]
     vary: Vec<WireVary<'a>>,
 }
@@ -86,13 +89,18 @@ impl Serialize for CachedPage {
         let entry = match &self.0 {
             Stored::Page(page) => WireEntry::Page(WirePage {
                 status: page.status.as_u16(),
-                headers: header_pairs(&page.headers),
+                headers: header_pairs(&page.stored),
                 body: Cow::Borrowed(&page.body),
-                etag: Cow::Borrowed(page.etag.as_bytes()),
-                stored_at_ms: millis_since_epoch(page.stored_at),
-                fresh_for_ms: page.fresh_for.as_millis() as u64,
+                etag: page
+                    .etag
+                    .as_ref()
+                    .map(|etag| WireBytes(Cow::Borrowed(etag.as_bytes()))),
+                response_time_ms: millis_since_epoch(page.freshness.response_time),
+                initial_age_ms: page.freshness.initial_age.as_millis() as u64,
+                lifetime_ms: page.freshness.lifetime.as_millis() as u64,
+                must_revalidate: page.freshness.must_revalidate,
                 public: page.public,
-                stamp_max_age: page.stamp_max_age,
+                stamps: page.stamps,
                 vary: page
                     .vary
                     .iter()
@@ -148,17 +156,26 @@ impl<'de> Deserialize<'de> for CachedPage {
                         Ok((name(&vary.name)?, values))
                     })
                     .collect::<Result<_, D::Error>>()?;
-                Stored::Page(Arc::new(Page {
-                    status: StatusCode::from_u16(wire.status).map_err(D::Error::custom)?,
+                let etag = match &wire.etag {
+                    Some(etag) => Some(value(&etag.0)?),
+                    None => None,
+                };
+                let freshness = Freshness {
+                    response_time: UNIX_EPOCH + Duration::from_millis(wire.response_time_ms),
+                    initial_age: Duration::from_millis(wire.initial_age_ms),
+                    lifetime: Duration::from_millis(wire.lifetime_ms),
+                    must_revalidate: wire.must_revalidate,
+                };
+                Stored::Page(Arc::new(Page::new(
+                    StatusCode::from_u16(wire.status).map_err(D::Error::custom)?,
                     headers,
-                    body: Bytes::from(wire.body.into_owned()),
-                    etag: value(&wire.etag)?,
-                    stored_at: UNIX_EPOCH + Duration::from_millis(wire.stored_at_ms),
-                    fresh_for: Duration::from_millis(wire.fresh_for_ms),
-                    public: wire.public,
-                    stamp_max_age: wire.stamp_max_age,
+                    Bytes::from(wire.body.into_owned()),
+                    etag,
+                    freshness,
+                    wire.public,
+                    wire.stamps,
                     vary,
-                }))
+                )))
             }
             WireEntry::Variants { names, generation } => Stored::Variants {
                 names: names
@@ -193,23 +210,28 @@ mod tests {
                 HeaderValue::from_str(value).unwrap(),
             );
         }
-        CachedPage(Stored::Page(Arc::new(Page {
-            status: StatusCode::OK,
-            headers: map,
-            body: Bytes::from_static(body.as_bytes()),
-            etag: HeaderValue::from_static("\"abc\""),
-            stored_at: UNIX_EPOCH + Duration::from_millis(1_700_000_000_123),
-            fresh_for: Duration::from_secs(900),
-            public: true,
-            stamp_max_age: false,
-            vary: vec![(
+        let freshness = Freshness {
+            response_time: UNIX_EPOCH + Duration::from_millis(1_700_000_000_123),
+            initial_age: Duration::from_secs(7),
+            lifetime: Duration::from_secs(900),
+            must_revalidate: true,
+        };
+        CachedPage(Stored::Page(Arc::new(Page::new(
+            StatusCode::OK,
+            map,
+            Bytes::from_static(body.as_bytes()),
+            Some(HeaderValue::from_static("\"abc\"")),
+            freshness,
+            true,
+            true,
+            vec![(
                 HeaderName::from_static("accept-language"),
                 vec![
                     HeaderValue::from_static("en"),
                     HeaderValue::from_static("fr"),
                 ],
             )],
-        })))
+        ))))
     }
 
     #[test]
@@ -228,12 +250,12 @@ mod tests {
             panic!("expected pages");
         };
         assert_eq!(a.status, b.status);
+        assert_eq!(a.stored, b.stored);
         assert_eq!(a.headers, b.headers);
         assert_eq!(a.body, b.body);
         assert_eq!(a.etag, b.etag);
-        assert_eq!(a.stored_at, b.stored_at);
-        assert_eq!(a.fresh_for, b.fresh_for);
-        assert_eq!((a.public, a.stamp_max_age), (b.public, b.stamp_max_age));
+        assert_eq!(a.freshness, b.freshness);
+        assert_eq!((a.public, a.stamps), (b.public, b.stamps));
         assert_eq!(a.vary, b.vary);
     }
 
@@ -259,11 +281,13 @@ mod tests {
             status: 1000,
             headers: Vec::new(),
             body: Cow::Borrowed(b""),
-            etag: Cow::Borrowed(b"\"e\""),
-            stored_at_ms: 0,
-            fresh_for_ms: 0,
+            etag: None,
+            response_time_ms: 0,
+            initial_age_ms: 0,
+            lifetime_ms: 0,
+            must_revalidate: false,
             public: false,
-            stamp_max_age: false,
+            stamps: false,
             vary: Vec::new(),
         });
         let bytes = rmp_serde::to_vec(&bad).unwrap();
