@@ -13,9 +13,9 @@ use http::header::{CACHE_CONTROL, CONTENT_LENGTH, ETAG, EXPIRES, LAST_MODIFIED, 
 use http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
 
 use super::freshness::Freshness;
+use super::key::vary_value;
 use super::policy::has_validator;
 use super::validators::client_has_it;
-use super::key::vary_value;
 
 /// The header that tells whether a response came from the cache.
 pub(crate) const X_CACHE: HeaderName = HeaderName::from_static("x-cache");

@@ -214,3 +214,27 @@ async fn invalidation_drops_every_variant_rfc9111_4_4() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn an_unsafe_request_invalidates_the_page_under_both_schemes_rfc9111_4_4() {
+    each_way(BOTH, |way| async move {
+        let app = way.start(site(|_| Reply::ok("done"))).await;
+        let https = || Req::get("/page").header("x-forwarded-proto", "https");
+        app.send(https()).await;
+        assert_eq!(
+            app.send(https()).await.x_cache(),
+            "HIT",
+            "the https page is stored"
+        );
+        store(&app, "/page", None).await;
+        // The form posts over http; the https copy of the page changed all the same.
+        assert_eq!(app.send(Req::new("POST", "/page")).await.status, 200);
+        assert_eq!(
+            app.send(https()).await.x_cache(),
+            "MISS",
+            "https page dropped"
+        );
+        assert_eq!(x_cache(&app, "/page").await, "MISS", "http page dropped");
+    })
+    .await;
+}
