@@ -15,6 +15,7 @@ use http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
 use super::freshness::Freshness;
 use super::key::vary_value;
 use super::policy::has_validator;
+use super::seconds_header;
 use super::validators::client_has_it;
 
 /// The header that tells whether a response came from the cache.
@@ -189,7 +190,7 @@ impl Page {
             );
         }
         if stamp_max_age {
-            headers.insert(CACHE_CONTROL, max_age(0));
+            headers.insert(CACHE_CONTROL, seconds_header::max_age(0));
         }
         headers.insert(AGE, HeaderValue::from_static("0"));
         headers.insert(X_CACHE, Served::Hit.header());
@@ -265,7 +266,7 @@ impl Page {
                     .as_secs()
                     .saturating_sub(age.as_secs()),
             };
-            headers.insert(CACHE_CONTROL, max_age(remaining));
+            headers.insert(CACHE_CONTROL, seconds_header::max_age(remaining));
         }
         match served {
             // A response the inner service sent just now: its own age, if it had one.
@@ -273,7 +274,7 @@ impl Page {
                 headers.remove(AGE);
             }
             _ => {
-                headers.insert(AGE, HeaderValue::from(age.as_secs()));
+                headers.insert(AGE, seconds_header::age(age.as_secs()));
             }
         }
         if served != Served::Hit {
@@ -281,8 +282,4 @@ impl Page {
         }
         response
     }
-}
-
-fn max_age(seconds: u64) -> HeaderValue {
-    HeaderValue::try_from(format!("max-age={seconds}")).expect("digits are a valid header value")
 }

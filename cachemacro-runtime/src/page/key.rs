@@ -285,6 +285,20 @@ impl KeyParts {
     }
 }
 
+/// A page key is its own borrowed form, so that an in-process store answers a lookup
+/// without a future (see `PageStore::probe`).
+impl crate::key::KeyRef for PageKey {
+    type Key = PageKey;
+
+    fn matches(&self, key: &PageKey) -> bool {
+        self == key
+    }
+
+    fn to_key(&self) -> PageKey {
+        self.clone()
+    }
+}
+
 impl PartialEq for PageKey {
     fn eq(&self, other: &PageKey) -> bool {
         Arc::ptr_eq(&self.0, &other.0)

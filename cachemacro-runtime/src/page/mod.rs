@@ -33,6 +33,7 @@ mod policy;
 mod query_filter;
 pub(crate) mod request;
 mod route_census;
+mod seconds_header;
 mod serve;
 mod unsafe_methods;
 mod validators;

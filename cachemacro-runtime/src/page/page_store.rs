@@ -15,6 +15,10 @@ pub(super) type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 /// The page cache serves from async handlers: every call that does I/O is async, and
 /// the blocking `remove` and `clear` remain for the sync `invalidate` and `clear`.
 pub(super) trait PageStore: Send + Sync {
+    /// The entry under `key` if the store can answer at once, in process (a
+    /// [`MemoryStore`](crate::MemoryStore)): the hit path then builds no future. `None`
+    /// sends the caller to [`get`](PageStore::get).
+    fn probe(&self, key: &PageKey) -> Option<CachedPage>;
     fn get<'a>(&'a self, key: &'a PageKey)
         -> BoxFuture<'a, Result<Option<CachedPage>, StoreError>>;
     fn insert(
@@ -31,6 +35,10 @@ pub(super) trait PageStore: Send + Sync {
 }
 
 impl<S: Store<PageKey, CachedPage>> PageStore for S {
+    fn probe(&self, key: &PageKey) -> Option<CachedPage> {
+        self.get_borrowed(key)
+    }
+
     fn get<'a>(
         &'a self,
         key: &'a PageKey,

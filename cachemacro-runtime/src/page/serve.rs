@@ -107,6 +107,9 @@ impl PageCache {
 
     /// The entry under `key`; a fault is reported, noted in `faulted` and read as a miss.
     async fn get(&self, key: &PageKey, faulted: &mut bool) -> Option<Stored> {
+        if let Some(found) = self.storage.store.probe(key) {
+            return Some(found.0);
+        }
         match self.storage.store.get(key).await {
             Ok(found) => found.map(|page| page.0),
             Err(error) => {
