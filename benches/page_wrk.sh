@@ -43,6 +43,8 @@ scratch=$(mktemp -d)
 trap 'kill "$server" 2>/dev/null || true; rm -rf "$scratch"' EXIT
 
 fail() { echo "page_wrk: $*" >&2; exit 1; }
+# A server that could not listen (the port taken) must not leave us measuring another.
+kill -0 "$server" 2>/dev/null || fail "page_server exited; is $ADDRESS free?"
 
 # The first request of a cached route renders (a miss); the second must be a hit.
 for route in "${ROUTES[@]}"; do
