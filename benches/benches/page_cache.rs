@@ -3,7 +3,8 @@
 //! `tower::Service` (no sockets, so that the figures are the cache's, not the kernel's).
 //!
 //! The `page_cache_socket` group sends the same requests over loopback TCP with hyper's
-//! client (keep-alive, one request at a time), as a load generator would.
+//! client (keep-alive, one request at a time). Throughput under a load generator in
+//! another process is `benches/page_wrk.sh`'s, with `examples/page_server.rs`.
 //!
 //! ```text
 //! cargo bench -p cachemacro-benches --features axum --bench page_cache -- --warm-up-time 1 --measurement-time 3
@@ -80,17 +81,6 @@ fn site(page: &'static str) -> Router {
 fn page_cache(c: &mut Criterion) {
     let runtime = Runtime::new().unwrap();
     let page: &'static str = Box::leak(render(312).into_boxed_str());
-    // `PAGE_CACHE_SERVE=127.0.0.1:3001 cargo bench -p cachemacro-benches --features axum
-    // --bench page_cache`: serve the socket routes for an external load generator (wrk,
-    // oha) instead of measuring here.
-    if let Ok(address) = std::env::var("PAGE_CACHE_SERVE") {
-        runtime.block_on(async {
-            let listener = tokio::net::TcpListener::bind(&address).await.unwrap();
-            println!("serving /static/312, /layer/312 and /macro/312 on http://{address}");
-            axum::serve(listener, site(page)).await.unwrap();
-        });
-        return;
-    }
     let ceiling = Router::new().route("/books/{id}", get(move || async move { Html(page) }));
     // The ceiling behind a do-nothing layer: what `Router::layer` itself costs.
     let ceiling_layered = Router::new()

@@ -1,8 +1,16 @@
 //! Heap allocations per cache hit, counted by a global allocator (the target: a hit must
 //! not allocate). Deterministic, so unlike timings it is immune to a noisy machine.
 //!
+//! With `--features axum`, also per request answered by an axum `Router` (driven as a
+//! `tower::Service`, request built beforehand, response dropped unread): the static body
+//! (the ceiling), a `PageCacheLayer` hit, a `#[cache_page]` hit, an `axum-response-cache`
+//! hit, and `PageCache::serve` alone. Each page row is a function of its own, so that
+//! `valgrind --tool=callgrind` run on this program charges each row's instructions to
+//! its own frame.
+//!
 //! ```text
 //! cargo run -p cachemacro-benches --release --example hit_path_allocations
+//! cargo run -p cachemacro-benches --release --features axum --example hit_path_allocations
 //! ```
 
 use std::alloc::{GlobalAlloc, Layout, System};
@@ -127,6 +135,142 @@ fn main() {
     println!("|---|---:|");
     for (name, allocations) in rows {
         println!("| {name} | {allocations:.2} |");
+    }
+    #[cfg(feature = "axum")]
+    pages::print_rows();
+}
+
+/// The page cache's rows: allocations per request answered through axum.
+#[cfg(feature = "axum")]
+mod pages {
+    use std::convert::Infallible;
+    use std::hint::black_box;
+    use std::sync::atomic::Ordering::Relaxed;
+    use std::time::Duration;
+
+    use axum::body::Body;
+    use axum::extract::Path;
+    use axum::http::{header::HOST, Request};
+    use axum::response::{Html, IntoResponse, Response};
+    use axum::routing::get;
+    use axum::Router;
+    use axum_response_cache::CacheLayer;
+    use cachemacro_runtime::{cache_page, PageCache, PageCacheLayer};
+    use tokio::runtime::Runtime;
+    use tower::ServiceExt;
+
+    use super::{ALLOCATIONS, HITS};
+
+    /// The page of `examples/page_server.rs`: 796 bytes.
+    fn page(id: u32) -> String {
+        format!(
+            "<h1>Book {id}</h1><p>A fine book.</p>{}",
+            "<li>\"Loved it\"</li>".repeat(40)
+        )
+    }
+
+    async fn book(Path(id): Path<u32>) -> Html<String> {
+        Html(page(id))
+    }
+
+    #[cache_page(ttl = "1h")]
+    async fn macro_book(Path(id): Path<u32>) -> Html<String> {
+        Html(page(id))
+    }
+
+    /// As a load generator sends it: a path and a `Host`.
+    fn request<B: Default>(path: &str) -> Request<B> {
+        Request::get(path)
+            .header(HOST, "127.0.0.1:3001")
+            .body(B::default())
+            .unwrap()
+    }
+
+    /// Allocations per request answered by `router` for `path`, after one warming
+    /// request (the miss); the requests are built before counting.
+    fn per_request(runtime: &Runtime, router: &Router, path: &str) -> f64 {
+        runtime
+            .block_on(router.clone().oneshot(request::<Body>(path)))
+            .unwrap();
+        let requests: Vec<Request<Body>> = (0..HITS).map(|_| request(path)).collect();
+        let before = ALLOCATIONS.load(Relaxed);
+        for request in requests {
+            black_box(runtime.block_on(router.clone().oneshot(request)).unwrap());
+        }
+        (ALLOCATIONS.load(Relaxed) - before) as f64 / HITS as f64
+    }
+
+    #[inline(never)]
+    fn static_body(runtime: &Runtime) -> f64 {
+        let ceiling: &'static str = Box::leak(page(312).into_boxed_str());
+        let router = Router::new().route("/static/{id}", get(move || async move { Html(ceiling) }));
+        per_request(runtime, &router, "/static/312")
+    }
+
+    #[inline(never)]
+    fn layer_hit(runtime: &Runtime) -> f64 {
+        let router = Router::new()
+            .route("/layer/{id}", get(book))
+            .layer(PageCacheLayer::new().ttl(Duration::from_secs(3600)));
+        per_request(runtime, &router, "/layer/312")
+    }
+
+    #[inline(never)]
+    fn macro_hit(runtime: &Runtime) -> f64 {
+        let router = Router::new().route("/macro/{id}", get(macro_book));
+        per_request(runtime, &router, "/macro/312")
+    }
+
+    #[inline(never)]
+    fn peer_hit(runtime: &Runtime) -> f64 {
+        let router = Router::new()
+            .route("/peer/{id}", get(book))
+            .layer(CacheLayer::with_lifespan(Duration::from_secs(3600)));
+        per_request(runtime, &router, "/peer/312")
+    }
+
+    /// `PageCache::serve` without axum: the request is a `Request<()>`.
+    #[inline(never)]
+    fn serve_alone(runtime: &Runtime) -> f64 {
+        let cache = PageCache::new().ttl(Duration::from_secs(3600));
+        let render = |_request: Request<()>| async {
+            Ok::<Response, Infallible>(Html(page(312)).into_response())
+        };
+        runtime
+            .block_on(cache.serve(request("/books/312"), render))
+            .unwrap();
+        let requests: Vec<Request<()>> = (0..HITS).map(|_| request("/books/312")).collect();
+        let before = ALLOCATIONS.load(Relaxed);
+        for request in requests {
+            black_box(runtime.block_on(cache.serve(request, render)).unwrap());
+        }
+        (ALLOCATIONS.load(Relaxed) - before) as f64 / HITS as f64
+    }
+
+    pub(super) fn print_rows() {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let rows: [(&str, f64); 5] = [
+            (
+                "axum Router, static body (the ceiling)",
+                static_body(&runtime),
+            ),
+            ("axum Router, `PageCacheLayer` hit", layer_hit(&runtime)),
+            ("axum Router, `#[cache_page]` hit", macro_hit(&runtime)),
+            ("axum Router, `axum-response-cache` hit", peer_hit(&runtime)),
+            (
+                "`PageCache::serve` hit alone, no axum",
+                serve_alone(&runtime),
+            ),
+        ];
+        println!();
+        println!("| page request through | allocations per request |");
+        println!("|---|---:|");
+        for (name, allocations) in rows {
+            println!("| {name} | {allocations:.2} |");
+        }
     }
 }
 
