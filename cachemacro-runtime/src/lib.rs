@@ -100,7 +100,8 @@ pub use store::{RedisStore, RedisStoreBuilder};
 
 #[cfg(feature = "axum")]
 pub use page::{
-    CachedPage, PageCache, PageCacheLayer, PageCacheMode, PageCacheService, PageKey, RouteKeys,
+    CachedPage, PageCache, PageCacheFuture, PageCacheLayer, PageCacheMode, PageCacheService,
+    PageKey, RouteKeys,
 };
 
 /// Caches the whole response of an axum handler (feature `axum`): Django's

@@ -267,19 +267,22 @@ where
 {
     type Response = Response;
     type Error = S::Error;
-    type Future = Pin<Box<dyn Future<Output = Result<Response, S::Error>> + Send>>;
+    type Future = PageCacheFuture<S::Error>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
         self.inner.poll_ready(cx)
     }
 
     fn call(&mut self, request: Request<ReqBody>) -> Self::Future {
+        if let Some(hit) = self.cache.answer_now(&request) {
+            return PageCacheFuture(Answer::Ready(Some(hit)));
+        }
         // The instance that was polled ready is the one that must be called; leave a
         // fresh clone behind for the next request (tower's usual dance).
         let fresh = self.inner.clone();
         let mut inner = std::mem::replace(&mut self.inner, fresh);
         let cache = self.cache.clone();
-        Box::pin(async move {
+        PageCacheFuture(Answer::Serving(Box::pin(async move {
             cache
                 .serve(request, |request| async move {
                     inner
@@ -288,6 +291,51 @@ where
                         .map(|response| response.map(Body::new))
                 })
                 .await
+        })))
+    }
+}
+
+/// The response future of [`PageCacheService`]: ready at once for a hit on a page held
+/// in process, the whole page-cache algorithm otherwise.
+///
+/// ```
+/// use axum::{body::Body, routing::get, Router};
+/// use cachemacro_runtime::{PageCacheFuture, PageCacheLayer};
+/// use http::Request;
+/// use tower::{Layer, Service};
+///
+/// # tokio::runtime::Runtime::new().unwrap().block_on(async {
+/// let mut service = PageCacheLayer::new().layer(Router::new().route("/", get(|| async { "home" })));
+/// let answer: PageCacheFuture<_> = service.call(Request::get("/").body(Body::empty()).unwrap());
+/// assert_eq!(answer.await.unwrap().headers()["x-cache"], "MISS");
+/// # });
+/// ```
+pub struct PageCacheFuture<E>(Answer<E>);
+
+enum Answer<E> {
+    /// Taken by the first poll.
+    Ready(Option<Response>),
+    Serving(Pin<Box<dyn Future<Output = Result<Response, E>> + Send>>),
+}
+
+impl<E> Future for PageCacheFuture<E> {
+    type Output = Result<Response, E>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        match &mut self.0 {
+            Answer::Ready(hit) => Poll::Ready(Ok(hit
+                .take()
+                .expect("a page cache future is not polled after it completed"))),
+            Answer::Serving(serving) => serving.as_mut().poll(cx),
+        }
+    }
+}
+
+impl<E> std::fmt::Debug for PageCacheFuture<E> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self.0 {
+            Answer::Ready(_) => "PageCacheFuture(ready)",
+            Answer::Serving(_) => "PageCacheFuture(serving)",
         })
     }
 }

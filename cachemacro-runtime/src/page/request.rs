@@ -38,6 +38,9 @@ where
     Fut: Future<Output = R>,
     R: IntoResponse,
 {
+    if let Some(hit) = cache.answer_now(&request.0) {
+        return hit;
+    }
     let rendered = cache
         .serve(request.0, |_request| async move {
             Ok::<_, Infallible>(body.await.into_response())

@@ -432,11 +432,15 @@ where
         };
         // Not for this request (another variant raced in, or a page that may not answer
         // an authorized request): the key's flight would not answer it either.
-        if !page.answers(self.headers(), self.facts.authorized) {
+        let Some(usability) = self.cache.judge(
+            &page,
+            self.headers(),
+            self.facts.authorized,
+            &self.directives,
+            now,
+        ) else {
             return Found::Bypass;
-        }
-        let usability =
-            policy::usability(&self.cache.policy, &page.freshness, &self.directives, now);
+        };
         if matches!(
             usability,
             Usability::StaleWhileRefreshing | Usability::Unusable

@@ -1,0 +1,72 @@
+//! The synchronous hit: a fresh page held in process answers without a future, a
+//! flight or a second key. Most requests to a cached site are such hits, and the
+//! asynchronous [`serve`](PageCache::serve) (whose future is a couple of kilobytes, boxed
+//! by the layer) is kept for everything else.
+
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use axum::body::Body;
+use axum::response::Response;
+use http::{HeaderMap, Method, Request};
+
+use super::cache::PageCache;
+use super::cache_control::RequestDirectives;
+use super::entry::{Page, Served, Stored};
+use super::hop_by_hop;
+use super::key::PageKey;
+use super::policy::{self, Usability};
+
+impl PageCache {
+    /// The answer to `request` when it is a hit on a page the store holds in process
+    /// (a [`MemoryStore`](crate::MemoryStore)) and that may answer it as it is: fresh,
+    /// or stale within the request's `max-stale`. `None` otherwise; then
+    /// [`serve`](PageCache::serve) handles the request whole, with the same rules.
+    pub(crate) fn answer_now<B>(&self, request: &Request<B>) -> Option<Response> {
+        let (method, headers) = (request.method(), request.headers());
+        if !policy::is_cacheable_method(method) || hop_by_hop::is_upgrade(headers) {
+            return None;
+        }
+        let base = PageKey::for_request(&self.policy.key, request.uri(), headers);
+        let page = match self.storage.store.probe(&base)?.0 {
+            Stored::Page(page) => page,
+            Stored::Variants { names, generation } => {
+                let variant = base.variant(&names, headers, generation);
+                match self.storage.store.probe(&variant)?.0 {
+                    Stored::Page(page) => page,
+                    _ => return None,
+                }
+            }
+            Stored::Pass => return None,
+        };
+        let now = SystemTime::now();
+        let directives = RequestDirectives::parse(headers);
+        let authorized = policy::has_authorization(headers);
+        let served = match self.judge(&page, headers, authorized, &directives, now)? {
+            Usability::Fresh => Served::Hit,
+            Usability::AcceptedStale => Served::Stale,
+            Usability::StaleWhileRefreshing | Usability::Unusable => return None,
+        };
+        self.storage.core.count_hit();
+        let mut response = page.respond(served, headers, now);
+        if method == Method::HEAD {
+            *response.body_mut() = Body::empty();
+        }
+        Some(response)
+    }
+
+    /// How a stored page may answer a request; `None` when it may not answer it at all
+    /// (another variant, or a page that may not answer an authorized request). The one
+    /// judgement of the synchronous hit and of [`serve`](PageCache::serve)'s lookup.
+    pub(super) fn judge(
+        &self,
+        page: &Arc<Page>,
+        headers: &HeaderMap,
+        authorized: bool,
+        directives: &RequestDirectives,
+        now: SystemTime,
+    ) -> Option<Usability> {
+        page.answers(headers, authorized)
+            .then(|| policy::usability(&self.policy, &page.freshness, directives, now))
+    }
+}
