@@ -203,3 +203,52 @@ async fn a_handler_in_a_module_keeps_its_visibility() {
     assert_eq!(send(&app, get_req("/public")).await.1, "HIT");
     assert_eq!(nested::public_page::stats().hits, 1);
 }
+
+/// A guard: turns away requests without a session before the handler (or its cache)
+/// may answer them.
+struct Member;
+
+impl<S: Send + Sync> axum::extract::FromRequestParts<S> for Member {
+    type Rejection = StatusCode;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        _state: &S,
+    ) -> Result<Self, Self::Rejection> {
+        match parts.headers.get("x-session") {
+            Some(_) => Ok(Member),
+            None => Err(StatusCode::UNAUTHORIZED),
+        }
+    }
+}
+
+#[cache_page]
+async fn members_page(_member: Member, State(db): State<Db>) -> String {
+    format!("members only, call {}", db.query())
+}
+
+#[tokio::test]
+async fn a_guard_extractor_still_turns_requests_away_from_a_stored_page() {
+    let db = Db::default();
+    let app = Router::new()
+        .route("/members", get(members_page))
+        .with_state(db.clone());
+    let member = || {
+        Request::get("/members")
+            .header("x-session", "s1")
+            .body(Body::empty())
+            .unwrap()
+    };
+    for _ in 0..2 {
+        let answer = app.clone().oneshot(member()).await.unwrap();
+        assert_eq!(answer.status(), StatusCode::OK);
+    }
+    assert_eq!(db.calls(), 1, "the second member's request was a hit");
+    let stranger = Request::get("/members").body(Body::empty()).unwrap();
+    let answer = app.oneshot(stranger).await.unwrap();
+    assert_eq!(
+        answer.status(),
+        StatusCode::UNAUTHORIZED,
+        "the guard runs before the stored page may answer"
+    );
+}

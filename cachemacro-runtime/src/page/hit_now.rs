@@ -8,13 +8,13 @@ use std::time::SystemTime;
 
 use axum::body::Body;
 use axum::response::Response;
-use http::{HeaderMap, Method, Request};
+use http::{HeaderMap, Method, Uri};
 
 use super::cache::PageCache;
 use super::cache_control::RequestDirectives;
 use super::entry::{Page, Served, Stored};
 use super::hop_by_hop;
-use super::key::PageKey;
+use super::key::{BaseKeyRef, PageKey};
 use super::policy::{self, Usability};
 
 impl PageCache {
@@ -22,15 +22,27 @@ impl PageCache {
     /// (a [`MemoryStore`](crate::MemoryStore)) and that may answer it as it is: fresh,
     /// or stale within the request's `max-stale`. `None` otherwise; then
     /// [`serve`](PageCache::serve) handles the request whole, with the same rules.
-    pub(crate) fn answer_now<B>(&self, request: &Request<B>) -> Option<Response> {
-        let (method, headers) = (request.method(), request.headers());
+    pub(crate) fn answer_now(
+        &self,
+        method: &Method,
+        uri: &Uri,
+        headers: &HeaderMap,
+    ) -> Option<Response> {
         if !policy::is_cacheable_method(method) || hop_by_hop::is_upgrade(headers) {
             return None;
         }
-        let base = PageKey::for_request(&self.policy.key, request.uri(), headers);
-        let page = match self.storage.store.probe(&base)?.0 {
+        let rules = &self.policy.key;
+        let found = match BaseKeyRef::of(rules, uri, headers) {
+            Some(base) => self.storage.store.probe_base(&base),
+            None => self
+                .storage
+                .store
+                .probe(&PageKey::for_request(rules, uri, headers)),
+        };
+        let page = match found?.0 {
             Stored::Page(page) => page,
             Stored::Variants { names, generation } => {
+                let base = PageKey::for_request(rules, uri, headers);
                 let variant = base.variant(&names, headers, generation);
                 match self.storage.store.probe(&variant)?.0 {
                     Stored::Page(page) => page,
@@ -49,7 +61,7 @@ impl PageCache {
         };
         self.storage.core.count_hit();
         let mut response = page.respond(served, headers, now);
-        if method == Method::HEAD {
+        if method == &Method::HEAD {
             *response.body_mut() = Body::empty();
         }
         Some(response)

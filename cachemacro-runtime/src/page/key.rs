@@ -172,10 +172,10 @@ impl PageKey {
     }
 
     fn new(parts: KeyParts) -> PageKey {
-        let mut hasher = xxhash_rust::xxh3::Xxh3::new();
-        parts.encode(&mut |bytes| hasher.update(bytes));
+        let mut hasher = key_hasher();
+        parts.encode(&mut |bytes| hasher.write(bytes));
         PageKey(Arc::new(Keyed {
-            hash: hasher.digest(),
+            hash: hasher.finish(),
             parts,
         }))
     }
@@ -258,31 +258,62 @@ impl KeyParts {
 
     /// Every part but the generation, injectively.
     fn encode_request(&self, out: &mut impl FnMut(&[u8])) {
-        fn length(out: &mut impl FnMut(&[u8]), length: usize) {
-            out(&(length as u64).to_be_bytes());
-        }
-        fn part(out: &mut impl FnMut(&[u8]), bytes: &[u8]) {
-            length(out, bytes.len());
-            out(bytes);
-        }
-        part(out, self.prefix.as_bytes());
-        part(out, self.scheme.as_bytes());
-        part(out, self.host.as_bytes());
-        part(out, self.path.as_bytes());
-        length(out, self.query.len());
-        for (name, value) in &self.query {
-            part(out, name.as_bytes());
-            part(out, value.as_bytes());
-        }
-        length(out, self.vary.len());
+        let query = self.query.iter().map(|(name, value)| (&**name, &**value));
+        encode_base(
+            out,
+            &self.prefix,
+            &self.scheme,
+            &self.host,
+            &self.path,
+            query,
+        );
+        encode_length(out, self.vary.len());
         for (name, values) in &self.vary {
-            part(out, name.as_str().as_bytes());
-            length(out, values.len());
+            encode_part(out, name.as_str().as_bytes());
+            encode_length(out, values.len());
             for value in values {
-                part(out, value.as_bytes());
+                encode_part(out, value.as_bytes());
             }
         }
     }
+}
+
+fn encode_length(out: &mut impl FnMut(&[u8]), length: usize) {
+    out(&(length as u64).to_be_bytes());
+}
+
+fn encode_part(out: &mut impl FnMut(&[u8]), bytes: &[u8]) {
+    encode_length(out, bytes.len());
+    out(bytes);
+}
+
+/// The injective encoding of the parts of a base key, the same for an owned key and
+/// its borrowed form ([`BaseKeyRef`]), so that both hash alike.
+fn encode_base<'q>(
+    out: &mut impl FnMut(&[u8]),
+    prefix: &str,
+    scheme: &str,
+    host: &str,
+    path: &str,
+    query: impl ExactSizeIterator<Item = (&'q str, &'q str)>,
+) {
+    encode_part(out, prefix.as_bytes());
+    encode_part(out, scheme.as_bytes());
+    encode_part(out, host.as_bytes());
+    encode_part(out, path.as_bytes());
+    encode_length(out, query.len());
+    for (name, value) in query {
+        encode_part(out, name.as_bytes());
+        encode_part(out, value.as_bytes());
+    }
+}
+
+/// The hash a key carries: computed once per key, so any fast hasher with a fixed seed
+/// serves (keys are compared in full after it; stores outside the process key by
+/// [`PageKey::to_bytes`], never by this hash).
+fn key_hasher() -> impl Hasher {
+    use std::hash::BuildHasher;
+    foldhash::fast::FixedState::with_seed(0x7061_6765_6b65_7973).build_hasher()
 }
 
 /// A page key is its own borrowed form, so that an in-process store answers a lookup
@@ -436,6 +467,8 @@ const HTTPS: &str = "https";
 /// `X-Forwarded-Proto`, else the first `proto=` of `Forwarded` (RFC 7239), else `http`.
 /// From headers only `http` and `https` are taken (any other value reads as `http`), so
 /// that a client cannot make up schemes to multiply the entries of a page.
+const X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
+
 fn request_scheme(uri: &Uri, headers: &HeaderMap) -> Cow<'static, str> {
     if let Some(scheme) = uri.scheme_str() {
         return match scheme.to_ascii_lowercase() {
@@ -445,7 +478,7 @@ fn request_scheme(uri: &Uri, headers: &HeaderMap) -> Cow<'static, str> {
         };
     }
     let forwarded_proto = headers
-        .get("x-forwarded-proto")
+        .get(X_FORWARDED_PROTO)
         .and_then(|value| value.to_str().ok())
         .and_then(|value| value.split(',').next());
     let proto = forwarded_proto.or_else(|| {
@@ -463,5 +496,8 @@ fn request_scheme(uri: &Uri, headers: &HeaderMap) -> Cow<'static, str> {
     }
 }
 
+mod borrowed;
 #[cfg(test)]
 mod tests;
+
+pub(crate) use self::borrowed::BaseKeyRef;

@@ -274,7 +274,10 @@ where
     }
 
     fn call(&mut self, request: Request<ReqBody>) -> Self::Future {
-        if let Some(hit) = self.cache.answer_now(&request) {
+        if let Some(hit) = self
+            .cache
+            .answer_now(request.method(), request.uri(), request.headers())
+        {
             return PageCacheFuture(Answer::Ready(Some(hit)));
         }
         // The instance that was polled ready is the one that must be called; leave a

@@ -7,7 +7,7 @@ use std::pin::Pin;
 use std::time::Duration;
 
 use super::entry::CachedPage;
-use super::key::PageKey;
+use super::key::{BaseKeyRef, PageKey};
 use crate::store::{Store, StoreError, StoreStats};
 
 pub(super) type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
@@ -19,6 +19,8 @@ pub(super) trait PageStore: Send + Sync {
     /// [`MemoryStore`](crate::MemoryStore)): the hit path then builds no future. `None`
     /// sends the caller to [`get`](PageStore::get).
     fn probe(&self, key: &PageKey) -> Option<CachedPage>;
+    /// [`probe`](PageStore::probe) with a base key borrowed from the request.
+    fn probe_base(&self, key: &BaseKeyRef<'_>) -> Option<CachedPage>;
     fn get<'a>(&'a self, key: &'a PageKey)
         -> BoxFuture<'a, Result<Option<CachedPage>, StoreError>>;
     fn insert(
@@ -36,6 +38,10 @@ pub(super) trait PageStore: Send + Sync {
 
 impl<S: Store<PageKey, CachedPage>> PageStore for S {
     fn probe(&self, key: &PageKey) -> Option<CachedPage> {
+        self.get_borrowed(key)
+    }
+
+    fn probe_base(&self, key: &BaseKeyRef<'_>) -> Option<CachedPage> {
         self.get_borrowed(key)
     }
 

@@ -38,7 +38,10 @@ where
     Fut: Future<Output = R>,
     R: IntoResponse,
 {
-    if let Some(hit) = cache.answer_now(&request.0) {
+    // After every extractor of the handler ran: they may be guards (a session, a
+    // permission) that must turn a request away before any page answers it.
+    let head = &request.0;
+    if let Some(hit) = cache.answer_now(head.method(), head.uri(), head.headers()) {
         return hit;
     }
     let rendered = cache
