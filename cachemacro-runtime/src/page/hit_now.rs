@@ -61,7 +61,7 @@ impl PageCache {
         };
         self.storage.core.count_hit();
         let mut response = page.respond(served, headers, now);
-        if method == &Method::HEAD {
+        if method == Method::HEAD {
             *response.body_mut() = Body::empty();
         }
         Some(response)
