@@ -13,7 +13,7 @@ use super::cache::PageCache;
 /// The method, URI and headers of the request a cached handler serves: what the page
 /// cache needs to build the key and apply the rules. Extracted from the request parts
 /// (so it never consumes the body) with any router state.
-pub struct PageRequest(Request<()>);
+pub struct PageRequest(Request<()>, Option<MatchedPath>);
 
 impl<S: Send + Sync> FromRequestParts<S> for PageRequest {
     type Rejection = Infallible;
@@ -24,11 +24,10 @@ impl<S: Send + Sync> FromRequestParts<S> for PageRequest {
         *request.uri_mut() = parts.uri.clone();
         *request.version_mut() = parts.version;
         *request.headers_mut() = parts.headers.clone();
-        // The route, for the count of distinct keys per route.
-        if let Some(route) = parts.extensions.get::<MatchedPath>() {
-            request.extensions_mut().insert(route.clone());
-        }
-        Ok(PageRequest(request))
+        // The route, for the count of distinct keys per route; put in the request's
+        // extensions only on a miss, which counts it (a first extension allocates).
+        let route = parts.extensions.get::<MatchedPath>().cloned();
+        Ok(PageRequest(request, route))
     }
 }
 
@@ -40,12 +39,15 @@ where
 {
     // After every extractor of the handler ran: they may be guards (a session, a
     // permission) that must turn a request away before any page answers it.
-    let head = &request.0;
+    let PageRequest(mut head, route) = request;
     if let Some(hit) = cache.answer_now(head.method(), head.uri(), head.headers()) {
         return hit;
     }
+    if let Some(route) = route {
+        head.extensions_mut().insert(route);
+    }
     let rendered = cache
-        .serve(request.0, |_request| async move {
+        .serve(head, |_request| async move {
             Ok::<_, Infallible>(body.await.into_response())
         })
         .await;
