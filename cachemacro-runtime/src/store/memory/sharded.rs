@@ -244,6 +244,7 @@ impl<K, V> MemoryStore<K, V> {
         if freq < MAX_FREQUENCY {
             slot.freq.store(freq + 1, Relaxed);
         }
+        shard.record_read(hash);
         Some(slot.value.clone())
     }
 
