@@ -31,12 +31,14 @@
 //!   its keys. The victim is the entry main's clock would really evict: the clock is
 //!   advanced past read entries, giving them their second chances, before the
 //!   comparison.
-//! - Hits reach the sketch without a store to it on the hit path: a reader writes the
-//!   key's hash into a small direct-mapped read buffer of its shard (32 slots, no write
-//!   if the slot already holds that hash, so a hot key's reads write nothing), and the
-//!   next write to the shard drains the buffer into the sketch under its write lock, as
-//!   Caffeine drains its read buffers. The buffer is lossy: reads of more distinct keys
-//!   than slots between two writes overwrite each other, which samples them.
+//! - Hits reach the sketch without a store to it on the hit path: a hit that raises the
+//!   entry's frequency also writes the key's hash into a small direct-mapped read buffer
+//!   of its shard (16 slots, one cache line; no write if the slot already holds that
+//!   hash), and the next write to the shard drains the buffer into the sketch under its
+//!   write lock, as Caffeine drains its read buffers. A hot key, whose frequency is
+//!   saturated, writes nothing: its second chances keep it anyway. The buffer is lossy:
+//!   reads of more distinct keys than slots between two writes overwrite each other,
+//!   which samples them, and every write drains at most 16 slots.
 //! - An admitted key also moves the boundary between the queues, as ARC moves its target
 //!   (Megiddo and Modha, FAST '03): back from the small queue, the small queue was too
 //!   short to see its second use and grows; back from main, main grows. The step is one
@@ -57,9 +59,8 @@
 //!   value is handed to the removal listener and dropped after the lock is released.
 //!   Eviction compares indices and stored hashes only.
 //! - A hit is a shard read lock, one probe, at most one relaxed byte store (none once the
-//!   frequency saturates), at most one relaxed 4-byte store into the read buffer (none
-//!   while its slot holds the key) and the value's clone: no allocation, no shared
-//!   counter.
+//!   frequency saturates), then at most one relaxed 4-byte store into the read buffer
+//!   and the value's clone: no allocation, no shared counter.
 //! - The hasher is `foldhash::fast::RandomState`: several times faster than SipHash, and
 //!   seeded randomly per process (and per store), so an attacker who does not know the
 //!   seed cannot aim keys at one bucket. That is resistance enough for a bounded cache,

@@ -5,11 +5,14 @@
 
 use std::sync::atomic::{AtomicU32, Ordering::Relaxed};
 
-/// Slots per shard. Between two writes to a shard, the reads of up to about this many
-/// distinct keys survive; more overwrite each other, which samples them.
-pub(super) const READ_SLOTS: usize = 32;
+/// Slots per shard: one cache line. Between two writes to a shard, the reads of up to
+/// about this many distinct keys survive; more overwrite each other, which samples them.
+/// Every write drains the whole buffer, so more slots would cost every miss more.
+pub(super) const READ_SLOTS: usize = 16;
 
-/// The hashes of keys read since the buffer was last drained; 0 marks an empty slot.
+/// The hashes of keys read since the buffer was last drained; 0 marks an empty slot (a
+/// key whose hash is 0 is never recorded, a loss of one key in four billion).
+#[repr(align(64))]
 pub(super) struct ReadBuffer {
     slots: [AtomicU32; READ_SLOTS],
 }
@@ -30,8 +33,8 @@ impl ReadBuffer {
     }
 
     /// Records a read of the key of `hash`. A key read again before the drain finds its
-    /// hash already there and writes nothing, so a hot key's reads leave the buffer's
-    /// cache line shared between the cores that read it.
+    /// hash already there and writes nothing, which keeps the buffer's cache line shared
+    /// between the cores that read it.
     pub(super) fn record(&self, hash: u32) {
         let slot = &self.slots[Self::index(hash)];
         if slot.load(Relaxed) != hash {
