@@ -310,9 +310,9 @@ impl<K, V> Shard<K, V> {
     /// victim, which it would push out. Main's clock is advanced first, so the victim is
     /// the entry the next eviction from main would really take, not a read entry due for
     /// a second chance. Hits reach the sketch through the read buffer, so a resident
-    /// key's count is its popularity, not only its misses. On a loop larger than the cache every key
-    /// ties and none displaces another, so main keeps its keys instead of cycling them
-    /// all out.
+    /// key's count is its popularity, not only its misses. On a loop larger than the
+    /// cache every key ties and none displaces another, so main keeps its keys instead of
+    /// cycling them all out.
     fn outranks_main_victim(&mut self, hash: u32) -> bool {
         self.advance_main_clock();
         let victim = self.slab.main.oldest;
