@@ -12,8 +12,9 @@
 //!   bucket here is a 4-byte index instead of the whole entry.
 //! - A read takes the shard's *read* lock, finds the index with the key's hash and an
 //!   equality test (an owned `&K` or a borrowed [`KeyRef`](crate::KeyRef), so a hit never builds a key),
-//!   and touches only atomics in the entry: the 2-bit S3-FIFO frequency and, with a time
-//!   to idle, the last-read stamp. Readers never wait for each other.
+//!   and touches only atomics: the entry's 2-bit S3-FIFO frequency, with a time to idle
+//!   its last-read stamp, and one slot of the shard's read buffer. Readers never wait for
+//!   each other.
 //! - Eviction follows S3-FIFO (Yang et al., "FIFO queues are all you need for cache
 //!   eviction", SOSP '23), with `quick_cache`'s refinements. Once the shard is full, new
 //!   keys enter a small FIFO; eviction takes from the small queue while main is within
@@ -25,9 +26,19 @@
 //!   new key found there is a key that came back, and TinyLFU decides whether it enters
 //!   main directly (Einziger et al., ACM ToS 2017): a count-min sketch of 4-bit counters
 //!   (one 8-byte word per entry, halved every 10 increments per entry), fed by every miss
-//!   and by every read the eviction finds, must rate it above main's oldest entry (whose
-//!   pending reads count too). Otherwise it goes on probation like any new key, so on a
-//!   loop larger than the cache, where every key ties, main keeps its keys.
+//!   and every hit, must rate it above main's victim. Otherwise it goes on probation like
+//!   any new key, so on a loop larger than the cache, where every key ties, main keeps
+//!   its keys. The victim is the entry main's clock would really evict: the clock is
+//!   advanced past read entries, giving them their second chances, before the
+//!   comparison.
+//! - Hits reach the sketch without a store to it on the hit path: a hit that raises the
+//!   entry's frequency also writes the key's hash into a small direct-mapped read buffer
+//!   of its shard (16 slots, one cache line; no write if the slot already holds that
+//!   hash), and the next write to the shard drains the buffer into the sketch under its
+//!   write lock, as Caffeine drains its read buffers. A hot key, whose frequency is
+//!   saturated, writes nothing: its second chances keep it anyway. The buffer is lossy:
+//!   reads of more distinct keys than slots between two writes overwrite each other,
+//!   which samples them, and every write drains at most 16 slots.
 //! - An admitted key also moves the boundary between the queues, as ARC moves its target
 //!   (Megiddo and Modha, FAST '03): back from the small queue, the small queue was too
 //!   short to see its second use and grows; back from main, main grows. The step is one
@@ -48,7 +59,8 @@
 //!   value is handed to the removal listener and dropped after the lock is released.
 //!   Eviction compares indices and stored hashes only.
 //! - A hit is a shard read lock, one probe, at most one relaxed byte store (none once the
-//!   frequency saturates) and the value's clone: no allocation, no shared counter.
+//!   frequency saturates), then at most one relaxed 4-byte store into the read buffer
+//!   and the value's clone: no allocation, no shared counter.
 //! - The hasher is `foldhash::fast::RandomState`: several times faster than SipHash, and
 //!   seeded randomly per process (and per store), so an attacker who does not know the
 //!   seed cannot aim keys at one bucket. That is resistance enough for a bounded cache,
@@ -72,7 +84,8 @@
 //!
 //! [`slab`] holds one shard's dense entries and the FIFOs linked through them; [`shard`]
 //! is one S3-FIFO cache over a slab, with its hash table, ghost and admission test;
-//! [`sketch`] is the frequency sketch the admission test reads; [`sharded`] is
+//! [`sketch`] is the frequency sketch the admission test reads; [`reads`] is the buffer
+//! through which hits reach it; [`sharded`] is
 //! [`MemoryStore`]: the locked shards, the hit path and the [`Store`](crate::Store)
 //! implementation; [`builder`] holds the settings and splits the bounds between shards;
 //! [`removal`] says why an entry left and batches the listener's reports; [`weigher`]
@@ -80,6 +93,7 @@
 
 mod api;
 mod builder;
+mod reads;
 mod removal;
 mod shard;
 mod sharded;

@@ -5,6 +5,7 @@ use std::sync::atomic::Ordering::Relaxed;
 
 use hashbrown::HashTable;
 
+use super::reads::ReadBuffer;
 use super::removal::{RemovalCause, Removed};
 use super::sketch::FrequencySketch;
 use super::slab::{Queue, Slab, Slot, Times, NIL};
@@ -46,9 +47,11 @@ pub(super) struct Shard<K, V> {
     /// Direct-mapped ghost table of recently evicted keys (see `Ghost`); allocated at the
     /// first eviction.
     ghost: Ghost,
-    /// Recent frequency of the keys missed and of the entries found read by the
-    /// eviction; allocated at the first eviction.
+    /// Recent frequency of the keys missed and of the entries read; allocated at the
+    /// first eviction.
     sketch: FrequencySketch,
+    /// The hits since the last write, which that write adds to the sketch.
+    reads: ReadBuffer,
     pub(super) capacity: usize,
     /// False for an unbounded shard: everything goes to main, which is then never evicted.
     bounded: bool,
@@ -75,6 +78,7 @@ impl<K, V> Shard<K, V> {
             slab: Slab::new(weighted),
             ghost: Ghost::default(),
             sketch: FrequencySketch::default(),
+            reads: ReadBuffer::default(),
             capacity,
             bounded: bounded || max_weight.is_some(),
             max_weight: max_weight.unwrap_or(u64::MAX),
@@ -234,10 +238,27 @@ impl<K, V> Shard<K, V> {
             return true;
         }
         slot.freq.store(freq - 1, Relaxed);
-        self.sketch.increment(hash);
         self.slab.unlink(idx);
         self.slab.link_newest(idx, Queue::Main);
         false
+    }
+
+    /// Gives main's oldest entries their second chances until the oldest is unread: that
+    /// one is the entry the next eviction from main takes, the victim an admission test
+    /// must weigh a candidate against. Amortised O(1): every step lowers a frequency that
+    /// a hit raised, and a hit raises it by one at most.
+    fn advance_main_clock(&mut self) {
+        for _ in 0..self.slab.main.len {
+            let idx = self.slab.main.oldest;
+            let slot = &self.slab.slots[idx as usize];
+            let freq = slot.freq.load(Relaxed);
+            if freq == 0 {
+                break;
+            }
+            slot.freq.store(freq - 1, Relaxed);
+            self.slab.unlink(idx);
+            self.slab.link_newest(idx, Queue::Main);
+        }
     }
 
     /// Whether main holds more than its share, in entries or in weight.
@@ -285,21 +306,29 @@ impl<K, V> Shard<K, V> {
         };
     }
 
-    /// TinyLFU's admission test: whether a returning key has been seen more often than
-    /// main's oldest entry, which it would push toward eviction. The victim's reads since
-    /// the eviction last looked at it are not in the sketch yet (hits do not write to
-    /// it), so its entry's frequency is added. On a loop larger than the cache every key
-    /// ties and none displaces another, so main keeps its keys instead of cycling them
-    /// all out.
-    fn outranks_main_victim(&self, hash: u32) -> bool {
+    /// TinyLFU's admission test: whether a key has been seen more often than main's
+    /// victim, which it would push out. Main's clock is advanced first, so the victim is
+    /// the entry the next eviction from main would really take, not a read entry due for
+    /// a second chance. Hits reach the sketch through the read buffer, so a resident
+    /// key's count is its popularity, not only its misses. On a loop larger than the
+    /// cache every key ties and none displaces another, so main keeps its keys instead of
+    /// cycling them all out.
+    fn outranks_main_victim(&mut self, hash: u32) -> bool {
+        self.advance_main_clock();
         let victim = self.slab.main.oldest;
         if victim == NIL {
             return true;
         }
-        let slot = &self.slab.slots[victim as usize];
-        let victim_frequency =
-            self.sketch.frequency(slot.hash) + u8::from(slot.freq.load(Relaxed) > 0);
-        self.sketch.frequency(hash) > victim_frequency
+        let victim_hash = self.slab.slots[victim as usize].hash;
+        self.sketch.frequency(hash) > self.sketch.frequency(victim_hash)
+    }
+
+    /// Leaves a hit on the entry of `hash` for the sketch. Before the shard's first
+    /// eviction there is no sketch and no admission test to feed.
+    pub(super) fn record_read(&self, hash: u32) {
+        if self.filled {
+            self.reads.record(hash);
+        }
     }
 
     /// The queue a new key enters: main if the key was evicted recently (or the store is
@@ -307,6 +336,10 @@ impl<K, V> Shard<K, V> {
     pub(super) fn queue_for_new(&mut self, hash: u32) -> Queue {
         if !self.bounded {
             return Queue::Main;
+        }
+        if self.filled {
+            let sketch = &mut self.sketch;
+            self.reads.drain(|read| sketch.increment(read));
         }
         self.sketch.increment(hash);
         if let Some(evicted_from) = self.ghost.take(hash) {
@@ -328,11 +361,18 @@ impl<K, V> Shard<K, V> {
         }
     }
 
+    /// The sketch's count for `hash`, for tests of the admission test's inputs.
+    #[cfg(test)]
+    pub(super) fn frequency(&self, hash: u32) -> u8 {
+        self.sketch.frequency(hash)
+    }
+
     /// Empties the shard and returns its entries, to be reported with no lock held.
     pub(super) fn clear(&mut self) -> Vec<Slot<K, V>> {
         self.table.clear();
         self.ghost = Ghost::default();
         self.sketch = FrequencySketch::default();
+        self.reads = ReadBuffer::default();
         self.filled = false;
         self.small_share = INITIAL_SMALL_SHARE;
         self.slab.clear()

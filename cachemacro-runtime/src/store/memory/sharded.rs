@@ -239,10 +239,12 @@ impl<K, V> MemoryStore<K, V> {
         let slot = &shard.slab.slots[idx as usize];
         // Load first: hot entries are saturated, and skipping the store keeps their cache
         // line shared between the cores reading them. A lost race between two readers
-        // only loses one increment.
+        // only loses one increment. The read reaches the sketch on the same condition,
+        // so a saturated key's hits cost the read buffer nothing either.
         let freq = slot.freq.load(Relaxed);
         if freq < MAX_FREQUENCY {
             slot.freq.store(freq + 1, Relaxed);
+            shard.record_read(hash);
         }
         Some(slot.value.clone())
     }

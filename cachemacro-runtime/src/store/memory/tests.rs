@@ -7,6 +7,7 @@ use std::thread;
 use std::time::Duration;
 
 use super::builder::{default_shard_count, MIN_SHARD_CAPACITY, MIN_SHARD_WEIGHT};
+use super::reads::{ReadBuffer, READ_SLOTS};
 use super::sketch::FrequencySketch;
 use super::slab::{Queue, NIL};
 use super::{MemoryStore, MemoryStoreBuilder, RemovalCause};
@@ -994,4 +995,56 @@ fn capacity_holds_and_the_listener_hears_each_removal_once_while_the_policy_adap
     assert_consistent(&store);
     // Every miss inserted one key; all but the held ones were evicted, once each.
     assert_eq!(store.stats().evictions as usize, misses - CAPACITY);
+}
+
+#[test]
+fn the_read_buffer_hands_each_recorded_hash_to_the_drain_once() {
+    let mut reads = ReadBuffer::default();
+    reads.record(7);
+    reads.record(7);
+    reads.record(7);
+    reads.record(9);
+    let mut drained = Vec::new();
+    reads.drain(|hash| drained.push(hash));
+    drained.sort_unstable();
+    // Three reads of one key between two drains count once: the buffer samples keys.
+    assert_eq!(drained, [7, 9]);
+    // Drained means empty.
+    reads.drain(|hash| panic!("{hash} drained twice"));
+}
+
+#[test]
+fn the_read_buffer_is_lossy_but_keeps_at_most_one_hash_per_slot() {
+    let mut reads = ReadBuffer::default();
+    let recorded: Vec<u32> = (1..=10 * READ_SLOTS as u32).collect();
+    for &hash in &recorded {
+        reads.record(hash);
+    }
+    let mut drained = Vec::new();
+    reads.drain(|hash| drained.push(hash));
+    // More keys than slots overwrite each other; whatever survives was recorded, once.
+    assert!(!drained.is_empty() && drained.len() <= READ_SLOTS);
+    assert!(drained.iter().all(|hash| recorded.contains(hash)));
+    let mut distinct = drained.clone();
+    distinct.sort_unstable();
+    distinct.dedup();
+    assert_eq!(distinct.len(), drained.len());
+}
+
+#[test]
+fn a_hit_reaches_the_sketch_at_the_next_write() {
+    let store = store(10);
+    for key in [
+        "k0", "k1", "k2", "k3", "k4", "k5", "k6", "k7", "k8", "k9", "first",
+    ] {
+        store.insert(key, 0, None).unwrap();
+    }
+    // "first" made the store evict: the sketch exists and counts from now on.
+    let hash = store.hash(&"k5");
+    assert_eq!(store.read_shard(hash).frequency(hash), 0);
+    store.get(&"k5").unwrap();
+    // Reads leave the sketch alone: only a write drains them into it.
+    assert_eq!(store.read_shard(hash).frequency(hash), 0);
+    store.insert("next", 0, None).unwrap();
+    assert_eq!(store.read_shard(hash).frequency(hash), 1);
 }
