@@ -331,9 +331,20 @@ impl<K, V> Shard<K, V> {
         }
     }
 
-    /// The queue a new key enters: main if the key was evicted recently (or the store is
-    /// unbounded), or while main is still filling up; else small.
-    pub(super) fn queue_for_new(&mut self, hash: u32) -> Queue {
+    /// The queue the key of `hash` was recently evicted from, if the ghost remembers it
+    /// (and forgets it now): asked for a new key before any eviction makes room for it.
+    pub(super) fn recall(&mut self, hash: u32) -> Option<Queue> {
+        if self.bounded {
+            self.ghost.take(hash)
+        } else {
+            None
+        }
+    }
+
+    /// The queue a new key enters: main if the key was evicted recently (`recalled`, from
+    /// [`recall`](Shard::recall)) and outranks main's victim (or the store is unbounded),
+    /// or while main is still filling up; else small.
+    pub(super) fn queue_for_new(&mut self, hash: u32, recalled: Option<Queue>) -> Queue {
         if !self.bounded {
             return Queue::Main;
         }
@@ -342,7 +353,7 @@ impl<K, V> Shard<K, V> {
             self.reads.drain(|read| sketch.increment(read));
         }
         self.sketch.increment(hash);
-        if let Some(evicted_from) = self.ghost.take(hash) {
+        if let Some(evicted_from) = recalled {
             // Only a returning key that outranks main's victim moves the boundary: on a
             // loop, where every key ties, the small queue would otherwise grow into a
             // FIFO of the whole shard, which a loop larger than it empties every lap.

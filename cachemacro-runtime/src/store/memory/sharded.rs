@@ -387,12 +387,15 @@ impl<K: Hash + Eq, V> MemoryStore<K, V> {
         }
         match (key, value) {
             (Some(key), Some(value)) if fits => {
+                // The ghost is asked before room is made: an eviction for this very
+                // insert could otherwise overwrite the slot that remembers the key.
+                let recalled = shard.recall(hash);
                 while shard.is_full_for(weight) {
                     if !shard.evict_one(now, tti, &mut removed) {
                         break;
                     }
                 }
-                let queue = shard.queue_for_new(hash);
+                let queue = shard.queue_for_new(hash, recalled);
                 shard.push(key, value, hash, weight, Times::new(expires_at, now), queue);
                 // Decrease before increase, both under the shard lock: the sum of the
                 // shards' contributions never exceeds the capacity.
