@@ -45,8 +45,11 @@ fn keys_spread_over_the_servers_and_a_dead_one_only_costs_recomputation() {
     assert_eq!(CALLS.load(Ordering::SeqCst), 300);
     assert_eq!(title::stats().errors, 0);
 
-    // The ring spreads keys over all three servers within 15% of even (counted over
-    // 30 000 keys: 300 are too few for a tight bound).
+    // The ring spreads keys over all three servers within 30% of even (counted over
+    // 30 000 keys: 300 are too few for a tight bound). With 160 points per server a
+    // server's share deviates from even by about 8% (one standard deviation), and the
+    // servers' ports, which the points hash, change with every run: 15% failed one run
+    // in twenty; 30% is four deviations, and still fails a ring that ignores a server.
     let probe = MemcachedStore::builder(SERVERS.get().unwrap().clone())
         .namespace("books")
         .prefix("tests")
@@ -61,7 +64,7 @@ fn keys_spread_over_the_servers_and_a_dead_one_only_costs_recomputation() {
     assert_eq!(per_server.len(), 3);
     for count in per_server.values() {
         assert!(
-            (8_500..=11_500).contains(count),
+            (7_000..=13_000).contains(count),
             "uneven spread: {per_server:?}"
         );
     }
