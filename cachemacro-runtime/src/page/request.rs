@@ -46,11 +46,12 @@ where
     if let Some(route) = route {
         head.extensions_mut().insert(route);
     }
-    let rendered = cache
-        .serve(head, |_request| async move {
-            Ok::<_, Infallible>(body.await.into_response())
-        })
-        .await;
+    // Boxed, so that the handler's future (which axum moves a dozen times per
+    // request) holds a pointer instead of the whole algorithm's state on every hit.
+    let rendered = Box::pin(cache.serve(head, |_request| async move {
+        Ok::<_, Infallible>(body.await.into_response())
+    }))
+    .await;
     match rendered {
         Ok(response) => response,
         Err(never) => match never {},
