@@ -35,6 +35,10 @@ pub struct CacheStats {
     /// Of the `hits`, stale values served while another caller refreshed them
     /// (`#[memoize(stale = ..)]`).
     pub stale: u64,
+    /// Of the `misses`, those that a conditional request settled: the page cache asked
+    /// the handler whether its stale page was still current, and a `304 Not Modified`
+    /// refreshed the stored page instead of a render (page caches only).
+    pub revalidated: u64,
     /// Values written to the store.
     pub inserts: u64,
     /// Store faults (unreachable, timed out, corrupt data) that were swallowed by
@@ -65,6 +69,7 @@ impl CacheStats {
             misses: self.misses + other.misses,
             coalesced: self.coalesced + other.coalesced,
             stale: self.stale + other.stale,
+            revalidated: self.revalidated + other.revalidated,
             inserts: self.inserts + other.inserts,
             errors: self.errors + other.errors,
             entries: self.entries + other.entries,
@@ -99,6 +104,7 @@ pub(crate) struct StatsCounters {
     misses: AtomicU64,
     coalesced: AtomicU64,
     stale: AtomicU64,
+    revalidated: AtomicU64,
     inserts: AtomicU64,
     errors: AtomicU64,
 }
@@ -123,6 +129,11 @@ impl StatsCounters {
         self.stale.fetch_add(1, Ordering::Relaxed);
     }
 
+    #[cfg_attr(not(feature = "axum"), allow(dead_code))]
+    pub(crate) fn revalidated(&self) {
+        self.revalidated.fetch_add(1, Ordering::Relaxed);
+    }
+
     pub(crate) fn insert(&self) {
         self.inserts.fetch_add(1, Ordering::Relaxed);
     }
@@ -141,6 +152,7 @@ impl StatsCounters {
             misses: self.misses.load(Ordering::Relaxed),
             coalesced: self.coalesced.load(Ordering::Relaxed),
             stale: self.stale.load(Ordering::Relaxed),
+            revalidated: self.revalidated.load(Ordering::Relaxed),
             inserts: self.inserts.load(Ordering::Relaxed),
             errors: self.errors.load(Ordering::Relaxed),
             entries: store.entries,

@@ -263,6 +263,13 @@ impl<K, V> FlightCore<K, V> {
         self.counters.hit();
     }
 
+    /// A miss that a conditional request settled without a computation (a page
+    /// confirmed by `304 Not Modified`).
+    #[cfg_attr(not(feature = "axum"), allow(dead_code))]
+    pub(crate) fn count_revalidation(&self) {
+        self.counters.revalidated();
+    }
+
     /// Counts a completed insert, or reports its fault.
     pub(crate) fn record_insert(&self, stored: Result<(), StoreError>) {
         match stored {

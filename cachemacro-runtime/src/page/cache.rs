@@ -454,7 +454,7 @@ impl PageCache {
     }
 
     /// Hits (including stale and coalesced answers), misses (handler runs through the
-    /// cache), inserts, store faults and the store's own counters. How many distinct
+    /// cache; `revalidated` counts those a `304 Not Modified` settled), inserts, store faults and the store's own counters. How many distinct
     /// keys each route's requests have is in [`route_keys`](Self::route_keys).
     ///
     /// ```

@@ -517,6 +517,7 @@ where
         };
         match self.revalidating.take() {
             Some(page) if response.status() == StatusCode::NOT_MODIFIED => {
+                self.cache.storage.core.count_revalidation();
                 Ok(self.cache.refresh(reply, &page, response))
             }
             _ => Ok(Box::pin(self.cache.admit(reply, response)).await),

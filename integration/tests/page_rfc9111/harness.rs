@@ -15,7 +15,7 @@ use axum::extract::Request as AxumRequest;
 use axum::http::{header, HeaderMap, HeaderName, HeaderValue, Method, Request, StatusCode};
 use axum::response::Response;
 use axum::Router;
-use cachemacro_runtime::PageCacheLayer;
+use cachemacro_runtime::{CacheStats, PageCache, PageCacheLayer};
 use http_body_util::{BodyExt, Full};
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client;
@@ -99,9 +99,9 @@ impl Way {
                 async move { inner.answer(request).await }
             }
         };
-        let router = Router::new()
-            .fallback(handler)
-            .layer(configure(self.layer()));
+        let layer = configure(self.layer());
+        let cache = layer.cache().clone();
+        let router = Router::new().fallback(handler).layer(layer);
         let (host, client) = match self.transport {
             Transport::Oneshot => ("cache.test".to_owned(), None),
             Transport::Socket => {
@@ -115,6 +115,7 @@ impl Way {
         };
         App {
             router,
+            cache,
             client,
             host,
             inner,
@@ -280,6 +281,7 @@ impl Inner {
 /// A cache in front of a scripted inner service, reached one way.
 pub struct App {
     router: Router,
+    cache: PageCache,
     client: Option<Client<HttpConnector, Full<Bytes>>>,
     host: String,
     inner: Arc<Inner>,
@@ -289,6 +291,11 @@ impl App {
     /// The scheme and authority requests are sent to: `http://host[:port]`.
     pub fn origin(&self) -> String {
         format!("http://{}", self.host)
+    }
+
+    /// The counters of the app's page cache.
+    pub fn stats(&self) -> CacheStats {
+        self.cache.stats()
     }
 
     /// Full renders of the inner service (every answer that was not a `304`).

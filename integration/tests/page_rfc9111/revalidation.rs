@@ -116,6 +116,12 @@ async fn not_modified_refreshes_the_page_rfc9111_4_3_4() {
             (1, 1),
             "answered 304, no render"
         );
+        let stats = app.stats();
+        assert_eq!(
+            (stats.misses, stats.revalidated),
+            (2, 1),
+            "the revalidation is a miss the 304 settled"
+        );
 
         let hit = app.get("/page").await;
         assert_eq!(
