@@ -122,15 +122,8 @@ impl RequestDirectives {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::page::header_map as headers;
     use http::HeaderValue;
-
-    fn headers(pairs: &[(&'static str, &'static str)]) -> HeaderMap {
-        let mut map = HeaderMap::new();
-        for (name, value) in pairs {
-            map.append(*name, HeaderValue::from_static(value));
-        }
-        map
-    }
 
     #[test]
     fn response_directives_are_read_from_every_line_in_any_case() {

@@ -12,7 +12,7 @@ use bytes::Bytes;
 use http::header::{CACHE_CONTROL, CONTENT_LENGTH, ETAG, EXPIRES, LAST_MODIFIED, VARY};
 use http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
 
-use super::freshness::Freshness;
+use super::freshness::{http_date_value, Freshness};
 use super::key::vary_value;
 use super::policy::has_validator;
 use super::seconds_header;
@@ -183,11 +183,7 @@ impl Page {
         if stamps && !headers.contains_key(EXPIRES) {
             let expires =
                 freshness.response_time + freshness.lifetime.saturating_sub(freshness.initial_age);
-            headers.insert(
-                EXPIRES,
-                HeaderValue::try_from(httpdate::fmt_http_date(expires))
-                    .expect("an HTTP date is a valid header value"),
-            );
+            headers.insert(EXPIRES, http_date_value(expires));
         }
         if stamp_max_age {
             headers.insert(CACHE_CONTROL, seconds_header::max_age(0));

@@ -45,6 +45,12 @@ pub(crate) fn http_date(value: &HeaderValue) -> Option<SystemTime> {
     httpdate::parse_http_date(value.to_str().ok()?.trim()).ok()
 }
 
+/// `time` as an IMF-fixdate header value (`Date`, `Expires`).
+pub(crate) fn http_date_value(time: SystemTime) -> HeaderValue {
+    HeaderValue::try_from(httpdate::fmt_http_date(time))
+        .expect("an HTTP date is a valid header value")
+}
+
 /// The one value of a field that must not repeat, or `None`.
 fn single<'a>(headers: &'a HeaderMap, name: &http::HeaderName) -> Option<&'a HeaderValue> {
     let mut values = headers.get_all(name).iter();

@@ -116,14 +116,9 @@ impl PageKey {
         uri: &Uri,
         headers: &HeaderMap,
     ) -> PageKey {
-        let host = match uri.authority() {
-            Some(authority) => authority.as_str().to_ascii_lowercase(),
-            None => headers
-                .get(HOST)
-                .and_then(|host| host.to_str().ok())
-                .map(str::to_ascii_lowercase)
-                .unwrap_or_default(),
-        };
+        let host = request_host(uri, headers)
+            .unwrap_or_default()
+            .to_ascii_lowercase();
         let query = match (rules.query, uri.query()) {
             (true, Some(query)) => canonical_query(query, &rules.ignore_query),
             _ => Vec::new(),
@@ -467,6 +462,18 @@ const HTTPS: &str = "https";
 /// `X-Forwarded-Proto`, else the first `proto=` of `Forwarded` (RFC 7239), else `http`.
 /// From headers only `http` and `https` are taken (any other value reads as `http`), so
 /// that a client cannot make up schemes to multiply the entries of a page.
+/// The host (and port) a request is for, as sent: the URI's authority, else the `Host`
+/// header; empty when it names none, `None` when `Host` is not text. Keys lower-case it.
+pub(crate) fn request_host<'a>(uri: &'a Uri, headers: &'a HeaderMap) -> Option<&'a str> {
+    match uri.authority() {
+        Some(authority) => Some(authority.as_str()),
+        None => match headers.get(HOST) {
+            Some(host) => host.to_str().ok(),
+            None => Some(""),
+        },
+    }
+}
+
 const X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
 
 fn request_scheme(uri: &Uri, headers: &HeaderMap) -> Cow<'static, str> {

@@ -287,7 +287,7 @@ where
         let cache = self.cache.clone();
         PageCacheFuture(Answer::Serving(Box::pin(async move {
             cache
-                .serve(request, |request| async move {
+                .serve_past_hit(request, |request| async move {
                     inner
                         .call(request)
                         .await

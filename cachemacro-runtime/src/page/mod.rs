@@ -47,3 +47,14 @@ pub use self::key::PageKey;
 pub use self::layer::{PageCacheFuture, PageCacheLayer, PageCacheService};
 pub use self::mode::PageCacheMode;
 pub use self::route_census::RouteKeys;
+
+/// A header map of `(name, value)` pairs, repeated names appended: the responses and
+/// requests the unit tests of the rules judge.
+#[cfg(test)]
+pub(crate) fn header_map(pairs: &[(&'static str, &'static str)]) -> http::HeaderMap {
+    let mut map = http::HeaderMap::new();
+    for (name, value) in pairs {
+        map.append(*name, http::HeaderValue::from_static(value));
+    }
+    map
+}

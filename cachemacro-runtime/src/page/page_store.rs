@@ -16,8 +16,9 @@ pub(super) type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 /// the blocking `remove` and `clear` remain for the sync `invalidate` and `clear`.
 pub(super) trait PageStore: Send + Sync {
     /// The entry under `key` if the store can answer at once, in process (a
-    /// [`MemoryStore`](crate::MemoryStore)): the hit path then builds no future. `None`
-    /// sends the caller to [`get`](PageStore::get).
+    /// [`MemoryStore`](crate::MemoryStore)): the synchronous hit then builds no future.
+    /// `None` says nothing (the store may be remote); the request goes through
+    /// [`get`](PageStore::get) on the asynchronous path.
     fn probe(&self, key: &PageKey) -> Option<CachedPage>;
     /// [`probe`](PageStore::probe) with a base key borrowed from the request.
     fn probe_base(&self, key: &BaseKeyRef<'_>) -> Option<CachedPage>;

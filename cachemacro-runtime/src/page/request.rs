@@ -48,7 +48,7 @@ where
     }
     // Boxed, so that the handler's future (which axum moves a dozen times per
     // request) holds a pointer instead of the whole algorithm's state on every hit.
-    let rendered = Box::pin(cache.serve(head, |_request| async move {
+    let rendered = Box::pin(cache.serve_past_hit(head, |_request| async move {
         Ok::<_, Infallible>(body.await.into_response())
     }))
     .await;

@@ -19,7 +19,7 @@ use http_body_util::BodyExt;
 use super::cache::PageCache;
 use super::cache_control::RequestDirectives;
 use super::entry::{CachedPage, Page, Served, Stored, X_CACHE};
-use super::freshness::Freshness;
+use super::freshness::{http_date_value, Freshness};
 use super::hop_by_hop;
 use super::key::{header_values, PageKey};
 use super::mode::PageCacheMode;
@@ -49,6 +49,25 @@ impl PageCache {
     /// # });
     /// ```
     pub async fn serve<B, F, Fut, E>(&self, request: Request<B>, render: F) -> Result<Response, E>
+    where
+        F: FnOnce(Request<B>) -> Fut,
+        Fut: Future<Output = Result<Response, E>>,
+    {
+        if let Some(hit) = self.answer_now(request.method(), request.uri(), request.headers()) {
+            return Ok(hit);
+        }
+        self.serve_past_hit(request, render).await
+    }
+
+    /// [`serve`](PageCache::serve) for a request that [`answer_now`](PageCache::answer_now)
+    /// could not answer: a miss, a stale or varying page, a remote store, an unsafe method.
+    /// Callers that checked for the synchronous hit themselves (the layer, `#[cache_page]`)
+    /// come here directly, so that a miss probes the store once.
+    pub(super) async fn serve_past_hit<B, F, Fut, E>(
+        &self,
+        request: Request<B>,
+        render: F,
+    ) -> Result<Response, E>
     where
         F: FnOnce(Request<B>) -> Fut,
         Fut: Future<Output = Result<Response, E>>,
@@ -107,9 +126,6 @@ impl PageCache {
 
     /// The entry under `key`; a fault is reported, noted in `faulted` and read as a miss.
     async fn get(&self, key: &PageKey, faulted: &mut bool) -> Option<Stored> {
-        if let Some(found) = self.storage.store.probe(key) {
-            return Some(found.0);
-        }
         match self.storage.store.get(key).await {
             Ok(found) => found.map(|page| page.0),
             Err(error) => {
@@ -264,11 +280,7 @@ impl PageCache {
             }
         }
         if !headers.contains_key(DATE) {
-            headers.insert(
-                DATE,
-                HeaderValue::try_from(httpdate::fmt_http_date(freshness.response_time))
-                    .expect("an HTTP date is a valid header value"),
-            );
+            headers.insert(DATE, http_date_value(freshness.response_time));
         }
         let stamps = self.policy.mode == PageCacheMode::Application;
         let etag = match headers.get(ETAG) {

@@ -10,7 +10,7 @@ use http::header::{CONTENT_LOCATION, LOCATION};
 use http::{HeaderValue, Request};
 
 use super::cache::PageCache;
-use super::key::PageKey;
+use super::key::request_host;
 
 impl PageCache {
     /// Passes an unsafe request to `render`; after a success (`2xx`, `3xx`) invalidates
@@ -24,8 +24,9 @@ impl PageCache {
         F: FnOnce(Request<B>) -> Fut,
         Fut: Future<Output = Result<Response, E>>,
     {
-        let target = PageKey::for_request(&self.policy.key, request.uri(), request.headers());
-        let host = target.host().to_owned();
+        let host = request_host(request.uri(), request.headers())
+            .unwrap_or_default()
+            .to_ascii_lowercase();
         let path = request.uri().path().to_owned();
         let path_and_query = request
             .uri()

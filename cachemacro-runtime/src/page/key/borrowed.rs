@@ -5,10 +5,11 @@
 use std::borrow::Cow;
 use std::hash::{Hash, Hasher};
 
-use http::header::HOST;
 use http::{HeaderMap, Uri};
 
-use super::{encode_base, encode_length, key_hasher, request_scheme, KeyRules, PageKey};
+use super::{
+    encode_base, encode_length, key_hasher, request_host, request_scheme, KeyRules, PageKey,
+};
 use crate::key::KeyRef;
 
 /// The most query parameters a borrowed key holds; a request with more builds an owned
@@ -36,13 +37,7 @@ impl<'a> BaseKeyRef<'a> {
         let Cow::Borrowed(scheme) = request_scheme(uri, headers) else {
             return None;
         };
-        let host = match uri.authority() {
-            Some(authority) => authority.as_str(),
-            None => match headers.get(HOST) {
-                Some(host) => host.to_str().ok()?,
-                None => "",
-            },
-        };
+        let host = request_host(uri, headers)?;
         if host.bytes().any(|byte| byte.is_ascii_uppercase()) {
             return None;
         }
@@ -114,6 +109,7 @@ impl KeyRef for BaseKeyRef<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use http::header::HOST;
     use http::HeaderValue;
     use std::hash::BuildHasher;
 
