@@ -99,7 +99,7 @@ pub fn self_key<T: SelfKey>(receiver: &T) -> &T {
 
 // `#[cache_page]`.
 #[cfg(feature = "axum")]
-pub use crate::page::request::{serve_handler, PageRequest};
+pub use crate::page::request::{serve_handler, HandlerPageCache, PageRequest};
 #[cfg(feature = "axum")]
 pub use crate::page::{CachedPage, PageCache, PageKey};
 #[cfg(feature = "axum")]

@@ -244,11 +244,17 @@ async fn a_guard_extractor_still_turns_requests_away_from_a_stored_page() {
         assert_eq!(answer.status(), StatusCode::OK);
     }
     assert_eq!(db.calls(), 1, "the second member's request was a hit");
+    assert_eq!(members_page::stats().hits, 1);
     let stranger = Request::get("/members").body(Body::empty()).unwrap();
     let answer = app.oneshot(stranger).await.unwrap();
     assert_eq!(
         answer.status(),
         StatusCode::UNAUTHORIZED,
         "the guard runs before the stored page may answer"
+    );
+    assert_eq!(
+        members_page::stats().hits,
+        1,
+        "a page the guard kept from answering is not counted as a hit"
     );
 }

@@ -28,6 +28,19 @@ impl PageCache {
         uri: &Uri,
         headers: &HeaderMap,
     ) -> Option<Response> {
+        let hit = self.answer_uncounted(method, uri, headers)?;
+        self.count_hit();
+        Some(hit)
+    }
+
+    /// [`answer_now`](PageCache::answer_now) without counting the hit: for a hit judged
+    /// before the handler's guards run, which counts only if they let it be served.
+    pub(crate) fn answer_uncounted(
+        &self,
+        method: &Method,
+        uri: &Uri,
+        headers: &HeaderMap,
+    ) -> Option<Response> {
         if !policy::is_cacheable_method(method) || hop_by_hop::is_upgrade(headers) {
             return None;
         }
@@ -59,12 +72,16 @@ impl PageCache {
             Usability::AcceptedStale => Served::Stale,
             Usability::StaleWhileRefreshing | Usability::Unusable => return None,
         };
-        self.storage.core.count_hit();
         let mut response = page.respond(served, headers, now);
         if method == Method::HEAD {
             *response.body_mut() = Body::empty();
         }
         Some(response)
+    }
+
+    /// Counts a hit that [`answer_uncounted`](PageCache::answer_uncounted) judged.
+    pub(crate) fn count_hit(&self) {
+        self.storage.core.count_hit();
     }
 
     /// How a stored page may answer a request; `None` when it may not answer it at all

@@ -171,16 +171,19 @@ mod tests {
         use tower::ServiceExt;
 
         use crate::page::cache::PageCache;
-        use crate::page::request::{serve_handler, PageRequest};
+        use crate::page::request::{serve_handler, HandlerPageCache, PageRequest};
 
-        let cache = PageCache::new();
-        let handler = {
-            let cache = cache.clone();
-            move |request: PageRequest| {
-                let cache = cache.clone();
-                async move { serve_handler(&cache, request, async { "a book" }).await }
+        struct BookPages;
+        impl HandlerPageCache for BookPages {
+            fn page_cache() -> &'static PageCache {
+                static PAGES: std::sync::OnceLock<PageCache> = std::sync::OnceLock::new();
+                PAGES.get_or_init(PageCache::new)
             }
+        }
+        let handler = |request: PageRequest<BookPages>| async move {
+            serve_handler(request, async { "a book" }).await
         };
+        let cache = BookPages::page_cache();
         let app = axum::Router::new().route("/books/{id}", get(handler));
         let runtime = tokio::runtime::Builder::new_current_thread()
             .build()

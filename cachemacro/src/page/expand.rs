@@ -2,9 +2,10 @@
 //!
 //! The handler as written becomes an inner function of the same shape; the outer
 //! function keeps the name, visibility and attributes, takes the same extractors plus
-//! one hidden extractor in front (the request head, taken from the request parts so the
-//! body extractor can stay last), returns `Response`, and calls the inner function
-//! through the runtime's page cache (`__private::serve_handler`). All HTTP logic lives in
+//! one hidden extractor in front (the page found for the request, or its head on a miss,
+//! taken from the request parts so the body extractor can stay last), returns
+//! `Response`, and calls the inner function through the runtime's page cache
+//! (`__private::serve_handler`) once every extractor let the request through. All HTTP logic lives in
 //! the runtime's `PageCache`, the same core `PageCacheLayer` calls.
 
 use proc_macro2::{Span, TokenStream};
@@ -12,7 +13,7 @@ use quote::{format_ident, quote, ToTokens};
 use syn::{FnArg, Ident, ItemFn};
 
 use super::attr::PageArgs;
-use crate::shared::companions::{companion_module, Companion};
+use crate::shared::companions::{companion_module, companion_visibility, Companion};
 use crate::shared::duration::duration_tokens;
 use crate::shared::options::qualified_name;
 
@@ -43,26 +44,37 @@ pub(crate) fn cached_handler(function: &ItemFn, args: &PageArgs, rt: &TokenStrea
         }
     }
     let cache = page_cache(ident, args, rt);
+    // The hidden extractor reaches the cache through a type: axum builds an extractor
+    // from the request alone. The impl sits beside the handler, so that a `store = ..`
+    // expression resolves where the user wrote it.
+    let handler_vis = companion_visibility(vis);
     let state = quote! {
         #[doc(hidden)]
         pub(super) static __CACHEMACRO_PAGE: #rt::__private::OnceLock<#rt::__private::PageCache> =
             #rt::__private::OnceLock::new();
+
+        #[doc(hidden)]
+        #handler_vis struct __CachemacroHandler;
     };
     let companions = companion_module(vis, ident, &module_doc(ident), state, companions(rt));
     quote! {
         #(#attrs)*
         #vis async fn #ident(
-            __cachemacro_request: #rt::__private::PageRequest,
+            __cachemacro_request: #rt::__private::PageRequest<#ident::__CachemacroHandler>,
             #(#outer_args),*
         ) -> #rt::__private::Response #where_clause {
             #render #block
-            let __cachemacro_cache = #ident::__CACHEMACRO_PAGE.get_or_init(|| #cache);
             #rt::__private::serve_handler(
-                __cachemacro_cache,
                 __cachemacro_request,
                 __cachemacro_render(#(#forwarded),*),
             )
             .await
+        }
+
+        impl #rt::__private::HandlerPageCache for #ident::__CachemacroHandler {
+            fn page_cache() -> &'static #rt::__private::PageCache {
+                #ident::__CACHEMACRO_PAGE.get_or_init(|| #cache)
+            }
         }
 
         #companions

@@ -166,7 +166,7 @@ fn the_handler_takes_the_request_head_in_front_and_keeps_its_extractors() {
     assert_eq!(
         inputs,
         [
-            quote!(__cachemacro_request: ::cachemacro_runtime::__private::PageRequest).to_string(),
+            quote!(__cachemacro_request: ::cachemacro_runtime::__private::PageRequest<book::__CachemacroHandler>).to_string(),
             quote!(__cachemacro_arg0: Path<u32>).to_string(),
             quote!(__cachemacro_arg1: State<Db>).to_string(),
         ]
