@@ -52,8 +52,10 @@ pub struct PageRequest<H> {
 enum Answer {
     /// The stored page's response, counted as a hit only when served.
     Hit(Response),
-    /// The head to render with, and the route for the count of distinct keys per route.
-    Miss(Request<()>, Option<MatchedPath>),
+    /// The head to render with, and the route for the count of distinct keys per route;
+    /// boxed, so that the handler's future (which axum moves several times per request)
+    /// is as small on a hit as a response.
+    Miss(Box<(Request<()>, Option<MatchedPath>)>),
 }
 
 impl<S: Send + Sync, H: HandlerPageCache> FromRequestParts<S> for PageRequest<H> {
@@ -72,7 +74,7 @@ impl<S: Send + Sync, H: HandlerPageCache> FromRequestParts<S> for PageRequest<H>
                 // Put in the head's extensions only when rendering, which counts it (a
                 // first extension allocates).
                 let route = parts.extensions.get::<MatchedPath>().cloned();
-                Answer::Miss(head, route)
+                Answer::Miss(Box::new((head, route)))
             }
         };
         Ok(PageRequest {
@@ -84,9 +86,14 @@ impl<S: Send + Sync, H: HandlerPageCache> FromRequestParts<S> for PageRequest<H>
 
 /// What a `#[cache_page]` handler runs once every extractor let the request through: the
 /// page found for it, or the page cache in front of the handler's body.
-pub async fn serve_handler<H, R, Fut>(request: PageRequest<H>, body: Fut) -> Response
+///
+/// The body comes as a function that starts it, called only on a miss: a handler's
+/// future holds every state it may reach (a database call's buffers, a template's), and
+/// a hit should not carry one that never runs.
+pub async fn serve_handler<H, R, F, Fut>(request: PageRequest<H>, render: F) -> Response
 where
     H: HandlerPageCache,
+    F: FnOnce() -> Fut,
     Fut: Future<Output = R>,
     R: IntoResponse,
 {
@@ -96,7 +103,7 @@ where
             cache.count_hit();
             return hit;
         }
-        Answer::Miss(head, route) => (head, route),
+        Answer::Miss(miss) => *miss,
     };
     if let Some(route) = route {
         head.extensions_mut().insert(route);
@@ -104,7 +111,7 @@ where
     // Boxed, so that the handler's future (which axum moves a dozen times per
     // request) holds a pointer instead of the whole algorithm's state on every hit.
     let rendered = Box::pin(cache.serve_past_hit(head, |_request| async move {
-        Ok::<_, Infallible>(body.await.into_response())
+        Ok::<_, Infallible>(render().await.into_response())
     }))
     .await;
     match rendered {

@@ -181,7 +181,7 @@ mod tests {
             }
         }
         let handler = |request: PageRequest<BookPages>| async move {
-            serve_handler(request, async { "a book" }).await
+            serve_handler(request, || async { "a book" }).await
         };
         let cache = BookPages::page_cache();
         let app = axum::Router::new().route("/books/{id}", get(handler));

@@ -66,7 +66,7 @@ pub(crate) fn cached_handler(function: &ItemFn, args: &PageArgs, rt: &TokenStrea
             #render #block
             #rt::__private::serve_handler(
                 __cachemacro_request,
-                __cachemacro_render(#(#forwarded),*),
+                move || __cachemacro_render(#(#forwarded),*),
             )
             .await
         }
