@@ -7,6 +7,8 @@ use std::time::Duration;
 use http::header::{CACHE_CONTROL, PRAGMA};
 use http::HeaderMap;
 
+use super::request_fields::RequestFields;
+
 /// Calls `each` with every directive of the `Cache-Control` lines of `headers`: its name
 /// lower-cased and its argument unquoted. Returns `false` if a line is not text, which
 /// both sides read as the most cautious directive.
@@ -89,8 +91,11 @@ pub(crate) struct RequestDirectives {
 impl RequestDirectives {
     /// The request's directives; with `Pragma: no-cache` read as `no-cache` when the
     /// request has no `Cache-Control` (§5.4).
-    pub(crate) fn parse(headers: &HeaderMap) -> RequestDirectives {
+    pub(crate) fn parse(headers: &HeaderMap, fields: RequestFields) -> RequestDirectives {
         let mut found = RequestDirectives::default();
+        if !fields.directives() {
+            return found;
+        }
         if !headers.contains_key(CACHE_CONTROL) {
             found.no_cache = headers.get_all(PRAGMA).iter().any(|value| {
                 value.to_str().is_ok_and(|text| {
@@ -122,6 +127,12 @@ impl RequestDirectives {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    impl RequestDirectives {
+        fn parse_all(headers: &HeaderMap) -> RequestDirectives {
+            RequestDirectives::parse(headers, RequestFields::of(headers))
+        }
+    }
     use crate::page::header_map as headers;
     use http::HeaderValue;
 
@@ -153,7 +164,7 @@ mod tests {
 
     #[test]
     fn request_directives_and_pragma() {
-        let found = RequestDirectives::parse(&headers(&[(
+        let found = RequestDirectives::parse_all(&headers(&[(
             "cache-control",
             "max-age=0, max-stale, min-fresh=5, only-if-cached, no-store",
         )]));
@@ -161,13 +172,13 @@ mod tests {
         assert_eq!(found.max_stale, Some(None));
         assert_eq!(found.min_fresh, Some(Duration::from_secs(5)));
         assert!(found.only_if_cached && found.no_store && !found.no_cache);
-        let limited = RequestDirectives::parse(&headers(&[("cache-control", "max-stale=30")]));
+        let limited = RequestDirectives::parse_all(&headers(&[("cache-control", "max-stale=30")]));
         assert_eq!(limited.max_stale, Some(Some(Duration::from_secs(30))));
 
-        assert!(RequestDirectives::parse(&headers(&[("pragma", "no-cache")])).no_cache);
+        assert!(RequestDirectives::parse_all(&headers(&[("pragma", "no-cache")])).no_cache);
         // Cache-Control wins over Pragma.
         let both = headers(&[("pragma", "no-cache"), ("cache-control", "max-stale")]);
-        assert!(!RequestDirectives::parse(&both).no_cache);
-        assert!(RequestDirectives::parse(&HeaderMap::new()).is_empty());
+        assert!(!RequestDirectives::parse_all(&both).no_cache);
+        assert!(RequestDirectives::parse_all(&HeaderMap::new()).is_empty());
     }
 }

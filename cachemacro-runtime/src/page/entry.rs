@@ -15,6 +15,7 @@ use http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
 use super::freshness::{http_date_value, Freshness};
 use super::key::vary_value;
 use super::policy::has_validator;
+use super::request_fields::RequestFields;
 use super::seconds_header;
 use super::validators::client_has_it;
 
@@ -221,10 +222,16 @@ impl Page {
 
     /// The response for this page, stamped; `304 Not Modified` when the request's
     /// conditions say the client holds it already. `request` is the request's headers.
-    pub(super) fn respond(&self, served: Served, request: &HeaderMap, now: SystemTime) -> Response {
+    pub(super) fn respond(
+        &self,
+        served: Served,
+        request: &HeaderMap,
+        fields: RequestFields,
+        now: SystemTime,
+    ) -> Response {
         let age = self.freshness.age(now);
-        let not_modified =
-            client_has_it(request, self.etag.as_ref(), self.stored.get(LAST_MODIFIED));
+        let not_modified = fields.conditions()
+            && client_has_it(request, self.etag.as_ref(), self.stored.get(LAST_MODIFIED));
         let mut response = if not_modified {
             let mut response = Response::new(Body::empty());
             *response.status_mut() = StatusCode::NOT_MODIFIED;

@@ -13,9 +13,9 @@ use http::{HeaderMap, Method, Uri};
 use super::cache::PageCache;
 use super::cache_control::RequestDirectives;
 use super::entry::{Page, Served, Stored};
-use super::hop_by_hop;
 use super::key::{BaseKeyRef, PageKey};
 use super::policy::{self, Usability};
+use super::request_fields::RequestFields;
 
 impl PageCache {
     /// The answer to `request` when it is a hit on a page the store holds in process
@@ -41,11 +41,12 @@ impl PageCache {
         uri: &Uri,
         headers: &HeaderMap,
     ) -> Option<Response> {
-        if !policy::is_cacheable_method(method) || hop_by_hop::is_upgrade(headers) {
+        let fields = RequestFields::of(headers);
+        if !policy::is_cacheable_method(method) || fields.upgrading() {
             return None;
         }
         let rules = &self.policy.key;
-        let found = match BaseKeyRef::of(rules, uri, headers) {
+        let found = match BaseKeyRef::of(rules, uri, headers, fields) {
             Some(base) => self.storage.store.probe_base(&base),
             None => self
                 .storage
@@ -65,14 +66,13 @@ impl PageCache {
             Stored::Pass => return None,
         };
         let now = SystemTime::now();
-        let directives = RequestDirectives::parse(headers);
-        let authorized = policy::has_authorization(headers);
-        let served = match self.judge(&page, headers, authorized, &directives, now)? {
+        let directives = RequestDirectives::parse(headers, fields);
+        let served = match self.judge(&page, headers, fields.authorized(), &directives, now)? {
             Usability::Fresh => Served::Hit,
             Usability::AcceptedStale => Served::Stale,
             Usability::StaleWhileRefreshing | Usability::Unusable => return None,
         };
-        let mut response = page.respond(served, headers, now);
+        let mut response = page.respond(served, headers, fields, now);
         if method == Method::HEAD {
             *response.body_mut() = Body::empty();
         }

@@ -37,12 +37,6 @@ pub(crate) fn strip(headers: &mut HeaderMap) {
     }
 }
 
-/// Whether a request asks to switch protocols (a WebSocket handshake is a `GET`): its
-/// response belongs to the connection and must pass through untouched.
-pub(crate) fn is_upgrade(request: &HeaderMap) -> bool {
-    request.contains_key(UPGRADE)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -14,6 +14,7 @@ use http::header::{FORWARDED, HOST};
 use http::{HeaderMap, HeaderName, HeaderValue, Uri};
 
 use super::query_filter::IgnoredParameters;
+use super::request_fields::X_FORWARDED_PROTO;
 
 /// The cache key of one page: prefix, scheme, host, path, canonical query, and the
 /// values of the headers the page varies on.
@@ -473,8 +474,6 @@ pub(crate) fn request_host<'a>(uri: &'a Uri, headers: &'a HeaderMap) -> Option<&
         },
     }
 }
-
-const X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
 
 fn request_scheme(uri: &Uri, headers: &HeaderMap) -> Cow<'static, str> {
     if let Some(scheme) = uri.scheme_str() {

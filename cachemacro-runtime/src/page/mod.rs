@@ -33,6 +33,7 @@ mod page_store;
 mod policy;
 mod query_filter;
 pub(crate) mod request;
+mod request_fields;
 mod route_census;
 mod seconds_header;
 mod serve;

@@ -6,7 +6,7 @@
 
 use std::time::{Duration, SystemTime};
 
-use http::header::{AUTHORIZATION, ETAG, LAST_MODIFIED, SET_COOKIE, VARY};
+use http::header::{ETAG, LAST_MODIFIED, SET_COOKIE, VARY};
 use http::{HeaderMap, HeaderName, Method, StatusCode};
 
 use super::cache_control::{RequestDirectives, ResponseDirectives};
@@ -61,10 +61,6 @@ pub(crate) fn is_cacheable_method(method: &Method) -> bool {
 /// so a success invalidates what the cache holds for it (RFC 9111 §4.4).
 pub(crate) fn is_safe_method(method: &Method) -> bool {
     is_cacheable_method(method) || method == Method::OPTIONS || method == Method::TRACE
-}
-
-pub(crate) fn has_authorization(headers: &HeaderMap) -> bool {
-    headers.contains_key(AUTHORIZATION)
 }
 
 /// Whether a response may be stored, and how fresh it is.

@@ -24,6 +24,7 @@ use super::hop_by_hop;
 use super::key::{header_values, PageKey};
 use super::mode::PageCacheMode;
 use super::policy::{self, RequestFacts, Usability, Verdict};
+use super::request_fields::RequestFields;
 use super::validators::{self, strong_etag};
 use crate::flight::single_flight::{Flight, FlightOutcome};
 use crate::flight::{CacheCall, Computation, Found, Hit};
@@ -76,11 +77,12 @@ impl PageCache {
         if !policy::is_safe_method(method) {
             return self.serve_unsafe(request, render).await;
         }
-        if !policy::is_cacheable_method(method) || hop_by_hop::is_upgrade(request.headers()) {
+        let fields = RequestFields::of(request.headers());
+        if !policy::is_cacheable_method(method) || fields.upgrading() {
             return render(request).await;
         }
         let base = PageKey::for_request(&self.policy.key, request.uri(), request.headers());
-        let directives = RequestDirectives::parse(request.headers());
+        let directives = RequestDirectives::parse(request.headers(), fields);
         let call = PageCall {
             cache: self,
             key: base.clone(),
@@ -88,10 +90,11 @@ impl PageCache {
             generation: None,
             looked_at: SystemTime::now(),
             facts: RequestFacts {
-                authorized: policy::has_authorization(request.headers()),
+                authorized: fields.authorized(),
                 no_store: directives.no_store,
             },
             directives,
+            fields,
             head: request.method() == Method::HEAD,
             revalidating: None,
             request: Some(request),
@@ -329,7 +332,8 @@ impl PageCache {
                 keep_for,
             }
         };
-        let mut response = page.respond(served, reply.request, freshness.response_time);
+        let mut response =
+            page.respond(served, reply.request, reply.fields, freshness.response_time);
         if reply.head {
             *response.body_mut() = Body::empty();
         }
@@ -347,6 +351,7 @@ struct Reply<'a> {
     base: &'a PageKey,
     /// The client's request headers: its variant and its conditions.
     request: &'a HeaderMap,
+    fields: RequestFields,
     facts: RequestFacts,
     /// The generation of the variant index the lookup found, if any.
     generation: Option<u64>,
@@ -389,6 +394,7 @@ struct PageCall<'a, B, F> {
     looked_at: SystemTime,
     facts: RequestFacts,
     directives: RequestDirectives,
+    fields: RequestFields,
     /// A `HEAD`: answered from the `GET` entry, without a body.
     head: bool,
     /// The stored page the last lookup found that must be refreshed before it answers,
@@ -488,7 +494,7 @@ where
             Hit::Stale => (Served::Stale, self.looked_at),
             Hit::Coalesced => (Served::Hit, SystemTime::now()),
         };
-        let mut response = page.respond(served, self.headers(), now);
+        let mut response = page.respond(served, self.headers(), self.fields, now);
         if self.head {
             *response.body_mut() = Body::empty();
         }
@@ -523,6 +529,7 @@ where
         let reply = Reply {
             base: &self.base,
             request: &headers,
+            fields: self.fields,
             facts: self.facts,
             generation: self.generation,
             head: self.head,

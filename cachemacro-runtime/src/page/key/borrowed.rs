@@ -8,9 +8,10 @@ use std::hash::{Hash, Hasher};
 use http::{HeaderMap, Uri};
 
 use super::{
-    encode_base, encode_length, key_hasher, request_host, request_scheme, KeyRules, PageKey,
+    encode_base, encode_length, key_hasher, request_host, request_scheme, KeyRules, PageKey, HTTP,
 };
 use crate::key::KeyRef;
+use crate::page::request_fields::RequestFields;
 
 /// The most query parameters a borrowed key holds; a request with more builds an owned
 /// key instead.
@@ -33,9 +34,21 @@ impl<'a> BaseKeyRef<'a> {
     /// The borrowed base key of a request, when its parts need no rewriting: a host
     /// already in lower case, a known scheme, at most `MAX_PARAMETERS` query parameters.
     /// `None` sends the caller to the owned key, which handles every request.
-    pub(crate) fn of(rules: &'a KeyRules, uri: &'a Uri, headers: &'a HeaderMap) -> Option<Self> {
-        let Cow::Borrowed(scheme) = request_scheme(uri, headers) else {
-            return None;
+    pub(crate) fn of(
+        rules: &'a KeyRules,
+        uri: &'a Uri,
+        headers: &'a HeaderMap,
+        fields: RequestFields,
+    ) -> Option<Self> {
+        // Without a scheme in the URI or a proxy's word on it, `request_scheme` answers
+        // `http` after two lookups that find nothing.
+        let scheme = if uri.scheme().is_none() && !fields.forwarded_scheme() {
+            HTTP
+        } else {
+            match request_scheme(uri, headers) {
+                Cow::Borrowed(scheme) => scheme,
+                Cow::Owned(_) => return None,
+            }
         };
         let host = request_host(uri, headers)?;
         if host.bytes().any(|byte| byte.is_ascii_uppercase()) {
@@ -130,7 +143,8 @@ mod tests {
         ] {
             let uri: Uri = uri.parse().unwrap();
             let owned = PageKey::for_request(&rules, &uri, &headers);
-            let borrowed = BaseKeyRef::of(&rules, &uri, &headers).expect("a plain request");
+            let borrowed = BaseKeyRef::of(&rules, &uri, &headers, RequestFields::of(&headers))
+                .expect("a plain request");
             assert_eq!(hash_of(&borrowed), hash_of(&owned), "{uri}");
             assert!(borrowed.matches(&owned), "{uri}");
             assert_eq!(borrowed.to_key(), owned);
@@ -142,7 +156,7 @@ mod tests {
         let rules = KeyRules::default();
         let headers = HeaderMap::new();
         let uri: Uri = "/s?postcode=EC1&radius=15".parse().unwrap();
-        let borrowed = BaseKeyRef::of(&rules, &uri, &headers).unwrap();
+        let borrowed = BaseKeyRef::of(&rules, &uri, &headers, RequestFields::of(&headers)).unwrap();
         for other in [
             "/s?postcode=EC11&radius=5",
             "/s?postcode=EC1",
@@ -163,8 +177,16 @@ mod tests {
         let rules = KeyRules::default();
         let mut upper = HeaderMap::new();
         upper.insert(HOST, HeaderValue::from_static("Shop.Example"));
-        assert!(BaseKeyRef::of(&rules, &"/".parse().unwrap(), &upper).is_none());
+        assert!(BaseKeyRef::of(
+            &rules,
+            &"/".parse().unwrap(),
+            &upper,
+            RequestFields::of(&upper)
+        )
+        .is_none());
         let many: Uri = "/?a=1&b=2&c=3&d=4&e=5&f=6&g=7&h=8&i=9".parse().unwrap();
-        assert!(BaseKeyRef::of(&rules, &many, &HeaderMap::new()).is_none());
+        assert!(
+            BaseKeyRef::of(&rules, &many, &HeaderMap::new(), RequestFields::default()).is_none()
+        );
     }
 }
