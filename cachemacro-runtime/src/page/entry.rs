@@ -258,30 +258,35 @@ impl Page {
             *response.headers_mut() = self.headers.clone();
             response
         };
-        let headers = response.headers_mut();
-        if self.stamp_max_age {
-            let remaining = match served {
-                Served::Stale => 0,
-                // Whole seconds on both sides, so that `Age + max-age` is the lifetime.
-                _ => self
-                    .freshness
-                    .lifetime
-                    .as_secs()
-                    .saturating_sub(age.as_secs()),
-            };
-            headers.insert(CACHE_CONTROL, seconds_header::max_age(remaining));
-        }
-        match served {
-            // A response the inner service sent just now: its own age, if it had one.
-            Served::Miss if age.as_secs() == 0 => {
-                headers.remove(AGE);
+        let remaining = self.stamp_max_age.then(|| match served {
+            Served::Stale => 0,
+            // Whole seconds on both sides, so that `Age + max-age` is the lifetime.
+            _ => self
+                .freshness
+                .lifetime
+                .as_secs()
+                .saturating_sub(age.as_secs()),
+        });
+        // A response the inner service sent just now keeps its own age, if it had one.
+        let fresh_from_inner = served == Served::Miss && age.as_secs() == 0;
+        // The prepared fields hold one `Age`, one `x-cache` and, when the cache stamps
+        // it, one `Cache-Control`: one walk over the handful of fields sets them, where
+        // an insert per field would hash its name and probe the map.
+        for (name, value) in response.headers_mut().iter_mut() {
+            if name == AGE {
+                if !fresh_from_inner {
+                    *value = seconds_header::age(age.as_secs());
+                }
+            } else if name == CACHE_CONTROL {
+                if let Some(remaining) = remaining {
+                    *value = seconds_header::max_age(remaining);
+                }
+            } else if name == X_CACHE && served != Served::Hit {
+                *value = served.header();
             }
-            _ => {
-                headers.insert(AGE, seconds_header::age(age.as_secs()));
-            }
         }
-        if served != Served::Hit {
-            headers.insert(X_CACHE, served.header());
+        if fresh_from_inner {
+            response.headers_mut().remove(AGE);
         }
         response
     }
