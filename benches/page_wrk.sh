@@ -67,27 +67,17 @@ for route in "${ROUTES[@]}"; do
     wrk -t"$THREADS" -c"$CONNECTIONS" -d1s "http://$ADDRESS/$route/312" >/dev/null
 done
 
-# User and system CPU time of the server so far, in clock ticks (fields 14 and 15).
-server_cpu_ticks() { awk '{ print $14 + $15 }' "/proc/$server/stat"; }
-
 echo "page body: $(wc -c < "$scratch/static.body") bytes; wrk -t$THREADS -c$CONNECTIONS -d$DURATION, $ROUNDS rounds"
 echo "load before: $(uptime)"
 for round in $(seq "$ROUNDS"); do
     for step in 0 1 2 3; do
         route=${ROUTES[$(( (round - 1 + step) % 4 ))]}
-        cpu_before=$(server_cpu_ticks)
         out=$(wrk -t"$THREADS" -c"$CONNECTIONS" -d"$DURATION" "http://$ADDRESS/$route/312")
-        cpu_after=$(server_cpu_ticks)
         if grep -q 'Non-2xx\|Socket errors' <<<"$out"; then
             fail "errors under load on /$route/312: $out"
         fi
         rate=$(awk '/^Requests\/sec:/ { print $2 }' <<<"$out")
         echo "$round $route $rate" >> "$scratch/rates"
-        # Requests per second of the server's own CPU time: what one core would serve,
-        # steadier than wall-clock rates while other processes share the cores.
-        requests=$(awk '/ requests in / { print $1 }' <<<"$out")
-        awk -v r="$round" -v route="$route" -v n="$requests" -v ticks=$((cpu_after - cpu_before)) \
-            -v hz="$(getconf CLK_TCK)" 'BEGIN { print r, route, n / (ticks / hz) }' >> "$scratch/per_core"
     done
 done
 echo "load after:  $(uptime)"
@@ -96,9 +86,7 @@ renders_after=$(curl -sf "http://$ADDRESS/renders")
 [ "$renders_after" = "$renders_warm" ] \
     || fail "a handler ran during the load (not every request was a hit): $renders_after"
 
-# One table of a measure per round and route, with the ratios, medians and spreads.
-print_table() {
-    awk -v rounds="$ROUNDS" -v unit="$2" '
+awk -v rounds="$ROUNDS" '
     { rate[$1, $2] = $3 }
     function median(values, n,    i, j, t) {
         for (i = 2; i <= n; i++)
@@ -108,7 +96,7 @@ print_table() {
         return n % 2 ? values[(n + 1) / 2] : (values[n / 2] + values[n / 2 + 1]) / 2
     }
     END {
-        header = "| round | static " unit " | layer " unit " | macro " unit " | peer " unit " | layer/static | macro/static | peer/static | layer/peer | macro/peer |"
+        header = "| round | static req/s | layer req/s | macro req/s | peer req/s | layer/static | macro/static | peer/static | layer/peer | macro/peer |"
         print ""; print header
         print "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
         for (r = 1; r <= rounds; r++) {
@@ -132,12 +120,4 @@ print_table() {
         printf "| spread | %.0f-%.0f | %.0f-%.0f | %.0f-%.0f | %.0f-%.0f | %.2f-%.2f | %.2f-%.2f | %.2f-%.2f | %.2f-%.2f | %.2f-%.2f |\n", \
             lo[1], hi[1], lo[2], hi[2], lo[3], hi[3], lo[4], hi[4], lo[5], hi[5], lo[6], hi[6], lo[7], hi[7], lo[8], hi[8], lo[9], hi[9]
     }
-' "$1"
-}
-
-echo
-echo "Requests/s under wrk (wall clock):"
-print_table "$scratch/rates" "req/s"
-echo
-echo "Requests per second of server CPU time (user + system), i.e. per core:"
-print_table "$scratch/per_core" "req/CPU-s"
+' "$scratch/rates"
