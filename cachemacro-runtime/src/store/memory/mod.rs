@@ -36,10 +36,10 @@
 //!   holds most of a workload's reuse window it keeps refusing keys that come back for
 //!   the favourites of long ago. A trial key that main's clock then finds read has paid;
 //!   the victim it was weighed against, tagged in the ghost when evicted, that comes back
-//!   has cost a miss. Every 32 outcomes the share on trial doubles if trials paid more
-//!   than they cost and halves if they cost more, between 1 in 64 and every refused
-//!   key. On a loop larger than the cache, trials cost as much as they pay, so they stay
-//!   rare and main keeps its keys.
+//!   has cost a part of a miss (a third: it was main's next eviction anyway). Every 64
+//!   outcomes the share on trial doubles if trials paid more than they cost and halves
+//!   if they cost more, between 1 in 64 and every refused key. On a loop larger than the
+//!   cache, trials cost as much as they pay, so they stay rare and main keeps its keys.
 //! - Hits reach the sketch without a store to it on the hit path: a hit that raises the
 //!   entry's frequency also writes the key's hash into a small direct-mapped read buffer
 //!   of its shard (16 slots, one cache line; no write if the slot already holds that

@@ -1055,32 +1055,39 @@ fn a_hit_reaches_the_sketch_at_the_next_write() {
 fn trials_double_their_share_when_they_pay_and_halve_it_when_they_cost() {
     let mut trials = Trials::default();
     assert_eq!(trials.level(), 1);
-    // 32 outcomes make one decision; before that nothing changes.
-    for _ in 0..31 {
+    // 64 outcomes make one decision; before that nothing changes.
+    for _ in 0..63 {
         trials.paid();
     }
     assert_eq!(trials.level(), 1);
     trials.paid();
     assert_eq!(trials.level(), 2);
     // Capped at every refused key.
-    for _ in 0..32 * 10 {
+    for _ in 0..64 * 10 {
         trials.paid();
     }
     assert_eq!(trials.level(), 64);
-    // A tie decides nothing.
+    // A hit weighs as much as three displaced victims' returns: 16 of one and 48 of the
+    // other decide nothing.
     for _ in 0..16 {
         trials.paid();
         trials.cost();
+        trials.cost();
+        trials.cost();
     }
     assert_eq!(trials.level(), 64);
-    // Costs halve it, never below one in 64.
-    for _ in 0..20 {
-        trials.cost();
+    // Returns outweighing hits halve the share, never below one in 64.
+    for _ in 0..15 {
         trials.paid();
+        for _ in 0..3 {
+            trials.cost();
+        }
+    }
+    for _ in 0..4 {
         trials.cost();
     }
-    assert!(trials.level() < 64, "level {}", trials.level());
-    for _ in 0..32 * 10 {
+    assert_eq!(trials.level(), 32);
+    for _ in 0..64 * 10 {
         trials.cost();
     }
     assert_eq!(trials.level(), 1);
@@ -1097,7 +1104,7 @@ fn trials_admit_the_share_of_keys_their_level_says() {
     // One in 64: about 1 000 of 64 000.
     let few = admitted(&trials);
     assert!((500..2_000).contains(&few), "{few} admitted at 1/64");
-    for _ in 0..32 * 6 {
+    for _ in 0..64 * 6 {
         trials.paid();
     }
     assert_eq!(trials.level(), 64);
