@@ -31,6 +31,15 @@
 //!   its keys. The victim is the entry main's clock would really evict: the clock is
 //!   advanced past read entries, giving them their second chances, before the
 //!   comparison.
+//! - A sample of the returning keys the sketch refuses enters main anyway, on trial: the
+//!   sketch forgets old popularity only every few turns of the cache, so where the cache
+//!   holds most of a workload's reuse window it keeps refusing keys that come back for
+//!   the favourites of long ago. A trial key that main's clock then finds read has paid;
+//!   the victim it was weighed against, tagged in the ghost when evicted, that comes back
+//!   has cost a part of a miss (a third: it was main's next eviction anyway). Every 64
+//!   outcomes the share on trial doubles if trials paid more than they cost and halves
+//!   if they cost more, between 1 in 64 and every refused key. On a loop larger than the
+//!   cache, trials cost as much as they pay, so they stay rare and main keeps its keys.
 //! - Hits reach the sketch without a store to it on the hit path: a hit that raises the
 //!   entry's frequency also writes the key's hash into a small direct-mapped read buffer
 //!   of its shard (16 slots, one cache line; no write if the slot already holds that
@@ -85,7 +94,8 @@
 //! [`slab`] holds one shard's dense entries and the FIFOs linked through them; [`shard`]
 //! is one S3-FIFO cache over a slab, with its hash table, ghost and admission test;
 //! [`sketch`] is the frequency sketch the admission test reads; [`reads`] is the buffer
-//! through which hits reach it; [`sharded`] is
+//! through which hits reach it; [`trials`] sets how many refused keys are admitted on
+//! trial; [`sharded`] is
 //! [`MemoryStore`]: the locked shards, the hit path and the [`Store`](crate::Store)
 //! implementation; [`builder`] holds the settings and splits the bounds between shards;
 //! [`removal`] says why an entry left and batches the listener's reports; [`weigher`]
@@ -99,6 +109,7 @@ mod shard;
 mod sharded;
 mod sketch;
 mod slab;
+mod trials;
 mod weigher;
 
 #[cfg(test)]

@@ -1,5 +1,6 @@
 //! One shard: an independent S3-FIFO cache over a slab of entries, a hash table of their
-//! indices and a ghost table of recently evicted hashes.
+//! indices, a ghost table of recently evicted hashes and the admission test of keys that
+//! come back.
 
 use std::sync::atomic::Ordering::Relaxed;
 
@@ -9,6 +10,7 @@ use super::reads::ReadBuffer;
 use super::removal::{RemovalCause, Removed};
 use super::sketch::FrequencySketch;
 use super::slab::{Queue, Slab, Slot, Times, NIL};
+use super::trials::Trials;
 
 /// How many of the oldest entries each insert checks for expiry. Small and constant so a
 /// write never pays for a large backlog; steady writes still drain expired entries faster
@@ -52,6 +54,8 @@ pub(super) struct Shard<K, V> {
     sketch: FrequencySketch,
     /// The hits since the last write, which that write adds to the sketch.
     reads: ReadBuffer,
+    /// How many of the returning keys the sketch refuses enter main anyway.
+    trials: Trials,
     pub(super) capacity: usize,
     /// False for an unbounded shard: everything goes to main, which is then never evicted.
     bounded: bool,
@@ -79,6 +83,7 @@ impl<K, V> Shard<K, V> {
             ghost: Ghost::default(),
             sketch: FrequencySketch::default(),
             reads: ReadBuffer::default(),
+            trials: Trials::default(),
             capacity,
             bounded: bounded || max_weight.is_some(),
             max_weight: max_weight.unwrap_or(u64::MAX),
@@ -101,7 +106,7 @@ impl<K, V> Shard<K, V> {
             .copied()
     }
 
-    /// Appends a new entry to `queue`. The caller has made room (`!is_full_for(weight)`)
+    /// Appends a new entry where `placement` says. The caller has made room (`!is_full_for(weight)`)
     /// and checked that the key is absent.
     pub(super) fn push(
         &mut self,
@@ -110,10 +115,13 @@ impl<K, V> Shard<K, V> {
         hash: u32,
         weight: u32,
         times: Times,
-        queue: Queue,
+        placement: Placement,
     ) {
         self.slab.reserve_one(self.capacity);
-        let idx = self.slab.push(key, value, hash, weight, times, queue);
+        let idx = self
+            .slab
+            .push(key, value, hash, weight, times, placement.queue);
+        self.slab.slots[idx as usize].on_trial = placement.on_trial;
         let slots = &self.slab.slots;
         self.table.insert_unique(table_hash(hash), idx, |&i| {
             table_hash(slots[i as usize].hash)
@@ -138,8 +146,9 @@ impl<K, V> Shard<K, V> {
         (slot.key, slot.value)
     }
 
-    /// Remembers that the key of `hash` was just evicted from `queue`.
-    fn ghost_insert(&mut self, hash: u32, queue: Queue) {
+    /// Remembers that the key of `hash` was just evicted from `queue`, and whether a key
+    /// admitted on trial displaced it.
+    fn ghost_insert(&mut self, hash: u32, queue: Queue, displaced: bool) {
         if self.ghost.is_empty() {
             // Sized by the entries the shard holds at its first eviction: its capacity
             // when bounded by entries, and an estimate of how many fit when bounded by
@@ -148,7 +157,7 @@ impl<K, V> Shard<K, V> {
             self.ghost = Ghost::with_len(len);
             self.sketch = FrequencySketch::with_entries(len);
         }
-        self.ghost.insert(hash, queue);
+        self.ghost.insert(hash, queue, displaced);
     }
 
     /// Purges the expired entries among the `PURGE_PER_WRITE` oldest (small queue first).
@@ -232,15 +241,31 @@ impl<K, V> Shard<K, V> {
         let slot = &self.slab.slots[idx as usize];
         let (freq, hash) = (slot.freq.load(Relaxed), slot.hash);
         if freq == 0 {
-            self.ghost_insert(hash, queue);
+            let displaced = slot.displaced;
+            self.ghost_insert(hash, queue, displaced);
             let (key, value) = self.take(idx);
             removed.push(key, value, RemovalCause::Evicted);
             return true;
         }
         slot.freq.store(freq - 1, Relaxed);
+        if queue == Queue::Main {
+            self.settle_trial(idx);
+        }
         self.slab.unlink(idx);
         self.slab.link_newest(idx, Queue::Main);
         false
+    }
+
+    /// Main's clock found entry `idx` read: if it was admitted on trial, the trial paid;
+    /// if a trial displaced it, it was read before it had to leave, so its eviction,
+    /// whenever it comes, is no longer that trial's doing.
+    fn settle_trial(&mut self, idx: u32) {
+        let slot = &mut self.slab.slots[idx as usize];
+        slot.displaced = false;
+        if slot.on_trial {
+            slot.on_trial = false;
+            self.trials.paid();
+        }
     }
 
     /// Gives main's oldest entries their second chances until the oldest is unread: that
@@ -256,6 +281,7 @@ impl<K, V> Shard<K, V> {
                 break;
             }
             slot.freq.store(freq - 1, Relaxed);
+            self.settle_trial(idx);
             self.slab.unlink(idx);
             self.slab.link_newest(idx, Queue::Main);
         }
@@ -307,20 +333,31 @@ impl<K, V> Shard<K, V> {
     }
 
     /// TinyLFU's admission test: whether a key has been seen more often than main's
-    /// victim, which it would push out. Main's clock is advanced first, so the victim is
-    /// the entry the next eviction from main would really take, not a read entry due for
-    /// a second chance. Hits reach the sketch through the read buffer, so a resident
-    /// key's count is its popularity, not only its misses. On a loop larger than the
-    /// cache every key ties and none displaces another, so main keeps its keys instead of
-    /// cycling them all out.
-    fn outranks_main_victim(&mut self, hash: u32) -> bool {
+    /// victim, which it would push out, or else is admitted on trial. Main's clock is
+    /// advanced first, so the victim is the entry the next eviction from main would
+    /// really take, not a read entry due for a second chance. Hits reach the sketch
+    /// through the read buffer, so a resident key's count is its popularity, not only its
+    /// misses. On a loop larger than the cache every key ties and none displaces another,
+    /// so main keeps its keys instead of cycling them all out; trials there cost as much
+    /// as they pay, so they stay rare.
+    fn admission(&mut self, hash: u32) -> Option<Placement> {
         self.advance_main_clock();
         let victim = self.slab.main.oldest;
         if victim == NIL {
-            return true;
+            return Some(Placement::MAIN);
         }
         let victim_hash = self.slab.slots[victim as usize].hash;
-        self.sketch.frequency(hash) > self.sketch.frequency(victim_hash)
+        if self.sketch.frequency(hash) > self.sketch.frequency(victim_hash) {
+            return Some(Placement::MAIN);
+        }
+        if self.trials.admits(hash) {
+            self.slab.slots[victim as usize].displaced = true;
+            return Some(Placement {
+                queue: Queue::Main,
+                on_trial: true,
+            });
+        }
+        None
     }
 
     /// Leaves a hit on the entry of `hash` for the sketch. Before the shard's first
@@ -333,20 +370,24 @@ impl<K, V> Shard<K, V> {
 
     /// The queue the key of `hash` was recently evicted from, if the ghost remembers it
     /// (and forgets it now): asked for a new key before any eviction makes room for it.
+    /// A key displaced by one admitted on trial counts that trial's cost here.
     pub(super) fn recall(&mut self, hash: u32) -> Option<Queue> {
-        if self.bounded {
-            self.ghost.take(hash)
-        } else {
-            None
+        if !self.bounded {
+            return None;
         }
+        let (queue, displaced) = self.ghost.take(hash)?;
+        if displaced {
+            self.trials.cost();
+        }
+        Some(queue)
     }
 
-    /// The queue a new key enters: main if the key was evicted recently (`recalled`, from
-    /// [`recall`](Shard::recall)) and outranks main's victim (or the store is unbounded),
-    /// or while main is still filling up; else small.
-    pub(super) fn queue_for_new(&mut self, hash: u32, recalled: Option<Queue>) -> Queue {
+    /// Where a new key enters: main if the key was evicted recently (`recalled`, from
+    /// [`recall`](Shard::recall)) and outranks main's victim or is admitted on trial (or
+    /// the store is unbounded), or while main is still filling up; else small.
+    pub(super) fn placement_for_new(&mut self, hash: u32, recalled: Option<Queue>) -> Placement {
         if !self.bounded {
-            return Queue::Main;
+            return Placement::MAIN;
         }
         if self.filled {
             let sketch = &mut self.sketch;
@@ -354,22 +395,28 @@ impl<K, V> Shard<K, V> {
         }
         self.sketch.increment(hash);
         if let Some(evicted_from) = recalled {
-            // Only a returning key that outranks main's victim moves the boundary: on a
-            // loop, where every key ties, the small queue would otherwise grow into a
-            // FIFO of the whole shard, which a loop larger than it empties every lap.
-            if self.outranks_main_victim(hash) {
+            // Only a returning key that main admits moves the boundary: on a loop, where
+            // every key ties, the small queue would otherwise grow into a FIFO of the
+            // whole shard, which a loop larger than it empties every lap.
+            if let Some(placement) = self.admission(hash) {
                 self.adapt(evicted_from);
-                return Queue::Main;
+                return placement;
             }
         }
         let main_filling = !self.filled
             && self.slab.main.len < self.main_capacity()
             && self.slab.main.weight < self.main_max_weight();
         if main_filling {
-            Queue::Main
+            Placement::MAIN
         } else {
-            Queue::Small
+            Placement::SMALL
         }
+    }
+
+    /// The share of refused returning keys admitted on trial, for tests.
+    #[cfg(test)]
+    pub(super) fn trial_level(&self) -> u32 {
+        self.trials.level()
     }
 
     /// The sketch's count for `hash`, for tests of the admission test's inputs.
@@ -384,19 +431,40 @@ impl<K, V> Shard<K, V> {
         self.ghost = Ghost::default();
         self.sketch = FrequencySketch::default();
         self.reads = ReadBuffer::default();
+        self.trials = Trials::default();
         self.filled = false;
         self.small_share = INITIAL_SMALL_SHARE;
         self.slab.clear()
     }
 }
 
+/// Where a new entry goes: its queue, and whether it enters main on trial.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) struct Placement {
+    pub(super) queue: Queue,
+    pub(super) on_trial: bool,
+}
+
+impl Placement {
+    const MAIN: Placement = Placement {
+        queue: Queue::Main,
+        on_trial: false,
+    };
+    const SMALL: Placement = Placement {
+        queue: Queue::Small,
+        on_trial: false,
+    };
+}
+
 /// A direct-mapped table of the hashes of recently evicted keys, each tagged with the
-/// queue it was evicted from. A collision overwrites the older hash, which approximates
-/// the paper's FIFO ghost queue at 4 bytes per slot and no bookkeeping. The slot index is
-/// the hash's low bits, so the lowest bit is implied by the slot and can hold the tag.
+/// queue it was evicted from and whether a trial displaced it. A collision overwrites the
+/// older hash, which approximates the paper's FIFO ghost queue at 4 bytes per slot and no
+/// bookkeeping. The slot index is the hash's low bits, so the two lowest bits are implied
+/// by the slot and can hold the tags.
 #[derive(Default)]
-struct Ghost {
-    /// 0 = empty; otherwise the hash with its lowest bit replaced by the tag (1 = small).
+pub(super) struct Ghost {
+    /// 0 = empty; otherwise the hash with its two lowest bits replaced by the tags (bit 0:
+    /// evicted from small; bit 1: displaced by a trial).
     slots: Box<[u32]>,
     /// Slots holding a key evicted from the small queue, and from main.
     small: u32,
@@ -404,10 +472,10 @@ struct Ghost {
 }
 
 impl Ghost {
-    /// At least 2 slots, so that the lowest bit of the hash is part of the index.
-    fn with_len(len: usize) -> Self {
+    /// At least 4 slots, so that the two lowest bits of the hash are part of the index.
+    pub(super) fn with_len(len: usize) -> Self {
         Ghost {
-            slots: vec![0; len.max(2).next_power_of_two()].into_boxed_slice(),
+            slots: vec![0; len.max(4).next_power_of_two()].into_boxed_slice(),
             small: 0,
             main: 0,
         }
@@ -417,10 +485,10 @@ impl Ghost {
         self.slots.is_empty()
     }
 
-    /// The stored form of `hash` without its tag; never 0, which marks an empty slot.
+    /// The stored form of `hash` without its tags; never 0, which marks an empty slot.
     fn untagged(hash: u32) -> u32 {
-        match hash & !1 {
-            0 => 2,
+        match hash & !3 {
+            0 => 4,
             untagged => untagged,
         }
     }
@@ -433,9 +501,10 @@ impl Ghost {
         }
     }
 
-    fn insert(&mut self, hash: u32, queue: Queue) {
+    pub(super) fn insert(&mut self, hash: u32, queue: Queue, displaced: bool) {
         let at = hash as usize & (self.slots.len() - 1);
-        let stored = Self::untagged(hash) | u32::from(queue == Queue::Small);
+        let stored =
+            Self::untagged(hash) | u32::from(queue == Queue::Small) | u32::from(displaced) << 1;
         let old = std::mem::replace(&mut self.slots[at], stored);
         if old != 0 {
             *self.count(old) -= 1;
@@ -443,22 +512,24 @@ impl Ghost {
         *self.count(stored) += 1;
     }
 
-    /// The queue the key of `hash` was recently evicted from, if any; forgets it.
-    fn take(&mut self, hash: u32) -> Option<Queue> {
+    /// The queue the key of `hash` was recently evicted from, and whether a trial
+    /// displaced it, if the key is remembered; forgets it.
+    pub(super) fn take(&mut self, hash: u32) -> Option<(Queue, bool)> {
         if self.slots.is_empty() {
             return None;
         }
         let at = hash as usize & (self.slots.len() - 1);
         let stored = self.slots[at];
-        if stored == 0 || stored & !1 != Self::untagged(hash) {
+        if stored == 0 || stored & !3 != Self::untagged(hash) {
             return None;
         }
         self.slots[at] = 0;
         *self.count(stored) -= 1;
-        Some(if stored & 1 == 1 {
+        let queue = if stored & 1 == 1 {
             Queue::Small
         } else {
             Queue::Main
-        })
+        };
+        Some((queue, stored & 2 != 0))
     }
 }

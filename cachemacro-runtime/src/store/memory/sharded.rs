@@ -395,8 +395,15 @@ impl<K: Hash + Eq, V> MemoryStore<K, V> {
                         break;
                     }
                 }
-                let queue = shard.queue_for_new(hash, recalled);
-                shard.push(key, value, hash, weight, Times::new(expires_at, now), queue);
+                let placement = shard.placement_for_new(hash, recalled);
+                shard.push(
+                    key,
+                    value,
+                    hash,
+                    weight,
+                    Times::new(expires_at, now),
+                    placement,
+                );
                 // Decrease before increase, both under the shard lock: the sum of the
                 // shards' contributions never exceeds the capacity.
                 self.entries.fetch_sub(removed.shrunk, Relaxed);

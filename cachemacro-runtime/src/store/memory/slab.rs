@@ -24,7 +24,7 @@ pub(super) enum Queue {
     Main,
 }
 
-/// One entry: for `u64 -> u64`, 16 bytes of key and value and 11 of metadata, 32 with
+/// One entry: for `u64 -> u64`, 16 bytes of key and value and 13 of metadata, 32 with
 /// padding. Expiry stamps are kept apart (`Slab::times`) so that entries without expiry
 /// do not pay for them.
 pub(super) struct Slot<K, V> {
@@ -38,6 +38,10 @@ pub(super) struct Slot<K, V> {
     /// S3-FIFO frequency, raised by readers under the shard's read lock.
     pub(super) freq: AtomicU8,
     pub(super) queue: Queue,
+    /// Admitted to main on trial (see `trials`) and not read there yet.
+    pub(super) on_trial: bool,
+    /// Main's victim when a key was admitted on trial: its return costs that admission.
+    pub(super) displaced: bool,
 }
 
 /// Expiry stamps of one entry, in nanoseconds since the store's base.
@@ -229,6 +233,8 @@ impl<K, V> Slab<K, V> {
             newer: NIL,
             freq: AtomicU8::new(0),
             queue,
+            on_trial: false,
+            displaced: false,
         });
         if self.timed {
             self.times.push(times);

@@ -8,8 +8,10 @@ use std::time::Duration;
 
 use super::builder::{default_shard_count, MIN_SHARD_CAPACITY, MIN_SHARD_WEIGHT};
 use super::reads::{ReadBuffer, READ_SLOTS};
+use super::shard::Ghost;
 use super::sketch::FrequencySketch;
 use super::slab::{Queue, NIL};
+use super::trials::Trials;
 use super::{MemoryStore, MemoryStoreBuilder, RemovalCause};
 use crate::store::{Store, StoreStats};
 
@@ -1047,4 +1049,133 @@ fn a_hit_reaches_the_sketch_at_the_next_write() {
     assert_eq!(store.read_shard(hash).frequency(hash), 0);
     store.insert("next", 0, None).unwrap();
     assert_eq!(store.read_shard(hash).frequency(hash), 1);
+}
+
+#[test]
+fn trials_double_their_share_when_they_pay_and_halve_it_when_they_cost() {
+    let mut trials = Trials::default();
+    assert_eq!(trials.level(), 1);
+    // 64 outcomes make one decision; before that nothing changes.
+    for _ in 0..63 {
+        trials.paid();
+    }
+    assert_eq!(trials.level(), 1);
+    trials.paid();
+    assert_eq!(trials.level(), 2);
+    // Capped at every refused key.
+    for _ in 0..64 * 10 {
+        trials.paid();
+    }
+    assert_eq!(trials.level(), 64);
+    // A hit weighs as much as three displaced victims' returns: 16 of one and 48 of the
+    // other decide nothing.
+    for _ in 0..16 {
+        trials.paid();
+        trials.cost();
+        trials.cost();
+        trials.cost();
+    }
+    assert_eq!(trials.level(), 64);
+    // Returns outweighing hits halve the share, never below one in 64.
+    for _ in 0..15 {
+        trials.paid();
+        for _ in 0..3 {
+            trials.cost();
+        }
+    }
+    for _ in 0..4 {
+        trials.cost();
+    }
+    assert_eq!(trials.level(), 32);
+    for _ in 0..64 * 10 {
+        trials.cost();
+    }
+    assert_eq!(trials.level(), 1);
+}
+
+#[test]
+fn trials_admit_the_share_of_keys_their_level_says() {
+    let admitted = |trials: &Trials| {
+        (0..64_000u32)
+            .filter(|&i| trials.admits(i.wrapping_mul(0x9e37_79b9)))
+            .count()
+    };
+    let mut trials = Trials::default();
+    // One in 64: about 1 000 of 64 000.
+    let few = admitted(&trials);
+    assert!((500..2_000).contains(&few), "{few} admitted at 1/64");
+    for _ in 0..64 * 6 {
+        trials.paid();
+    }
+    assert_eq!(trials.level(), 64);
+    assert_eq!(admitted(&trials), 64_000);
+    // The same key gets the same answer at the same level.
+    assert_eq!(
+        Trials::default().admits(12_345),
+        Trials::default().admits(12_345)
+    );
+}
+
+#[test]
+fn the_ghost_remembers_the_queue_and_the_displacement_of_each_key() {
+    let mut ghost = Ghost::with_len(64);
+    ghost.insert(0x1234_5670, Queue::Small, true);
+    ghost.insert(0x0bad_cafd, Queue::Main, false);
+    // Hashes whose tag bits are all the stored form has left of them.
+    ghost.insert(0, Queue::Main, true);
+    ghost.insert(3 + 64, Queue::Small, false);
+    assert_eq!(ghost.take(0x1234_5670), Some((Queue::Small, true)));
+    assert_eq!(ghost.take(0x0bad_cafd), Some((Queue::Main, false)));
+    assert_eq!(ghost.take(0), Some((Queue::Main, true)));
+    assert_eq!(ghost.take(3 + 64), Some((Queue::Small, false)));
+    // Taken keys are forgotten; a key never inserted is not found.
+    assert_eq!(ghost.take(0x1234_5670), None);
+    assert_eq!(ghost.take(0x7777_0000), None);
+    // A collision keeps the newer key only.
+    ghost.insert(5, Queue::Small, false);
+    ghost.insert(5 + 64, Queue::Main, true);
+    assert_eq!(ghost.take(5), None);
+    assert_eq!(ghost.take(5 + 64), Some((Queue::Main, true)));
+}
+
+/// Keys that were popular long ago hold main while working sets that fit the cache, but
+/// not its small queue, keep coming back: the sketch refuses the returning keys, the ones
+/// admitted on trial are read in main, and the share admitted on trial grows.
+#[test]
+fn trials_grow_when_refused_keys_would_have_been_hits() {
+    // Below two shards' minimum: one shard sees every key.
+    const CAPACITY: u64 = 500;
+    for _ in 0..4 {
+        let store: MemoryStore<u64, u64> =
+            MemoryStore::builder().capacity(CAPACITY as usize).build();
+        assert_eq!(store.shards.len(), 1);
+        let access = |key: u64| {
+            if store.get(&key).unwrap().is_none() {
+                store.insert(key, key, None).unwrap();
+            }
+        };
+        // A scan that fills the cache and starts the sketch, then the old favourites.
+        for key in 0..CAPACITY {
+            access(u64::MAX - key);
+        }
+        for _ in 0..15 {
+            for key in 0..CAPACITY * 4 / 5 {
+                access(key);
+            }
+        }
+        let level_before = store.shards[0].0.read().unwrap().trial_level();
+        let mut level_max = level_before;
+        for phase in 0..40 {
+            for _ in 0..6 {
+                for key in 0..CAPACITY * 24 / 25 {
+                    access(1_000_000 + phase * CAPACITY + key);
+                }
+            }
+            level_max = level_max.max(store.shards[0].0.read().unwrap().trial_level());
+        }
+        assert!(
+            level_max > level_before,
+            "trial level {level_before} -> at most {level_max}"
+        );
+    }
 }
