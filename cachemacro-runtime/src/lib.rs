@@ -135,11 +135,14 @@ pub use page::{
 /// and `h::stats()`; inside async code use `h::invalidate_async(uri)` and
 /// `h::clear_async()`, which do not block the executor for a round trip to a remote store.
 ///
-/// The handler stays an axum handler: the macro prepends a hidden extractor that reads
-/// the request head (not the body, so a body extractor can stay last; this leaves room
-/// for 15 of axum's 16 extractor arguments) and changes the return type to
-/// `axum::response::Response` (whatever the body returns must implement `IntoResponse`).
-/// Every handler gets its own [`PageCache`], created on its first request.
+/// The handler stays an axum handler: the macro prepends a hidden extractor that looks
+/// the page up from the request head (not the body, so a body extractor can stay last;
+/// this leaves room for 15 of axum's 16 extractor arguments) and changes the return type
+/// to `axum::response::Response` (whatever the body returns must implement
+/// `IntoResponse`). The handler's other extractors still run on a hit, before the page
+/// is served: a guard (a session, a permission) turns a request away from a stored page
+/// as it would from the handler. Every handler gets its own [`PageCache`], created on its
+/// first request.
 ///
 /// Options:
 ///
