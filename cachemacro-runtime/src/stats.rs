@@ -32,8 +32,9 @@ pub struct CacheStats {
     /// Of the `hits`, those that waited for a concurrent caller's computation instead of
     /// running the body themselves (single-flight).
     pub coalesced: u64,
-    /// Of the `hits`, stale values served while another caller refreshed them
-    /// (`#[memoize(stale = ..)]`).
+    /// Stale values served: of the `hits`, those served while another caller refreshed
+    /// them (`#[memoize(stale = ..)]`, a page's stale window); and, of the `misses`,
+    /// pages whose `stale-if-error` let them answer in place of a refresh that failed.
     pub stale: u64,
     /// Of the `misses`, those that a conditional request settled: the page cache asked
     /// the handler whether its stale page was still current, and a `304 Not Modified`

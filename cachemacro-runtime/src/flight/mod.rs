@@ -270,6 +270,12 @@ impl<K, V> FlightCore<K, V> {
         self.counters.revalidated();
     }
 
+    /// A stale value that answered in place of a failed computation.
+    #[cfg_attr(not(feature = "axum"), allow(dead_code))]
+    pub(crate) fn count_stale_on_error(&self) {
+        self.counters.stale();
+    }
+
     /// Counts a completed insert, or reports its fault.
     pub(crate) fn record_insert(&self, stored: Result<(), StoreError>) {
         match stored {

@@ -101,6 +101,12 @@ pub(super) struct PageStorage {
 /// * Single-flight per key: concurrent requests for a cold (or revalidating) page run
 ///   the handler once. With a `stale` window, an expired page is served at once
 ///   (`x-cache: STALE`) while one request re-renders or revalidates it.
+/// * The stale extensions (RFC 5861): a response's `stale-while-revalidate=<s>` sets that
+///   window for its own page, in place of the cache's `stale` setting (the resource knows
+///   best how stale it may be shown). A response's `stale-if-error=<s>` lets its page
+///   answer, stale (`x-cache: STALE`), for that long past its freshness when refreshing it
+///   fails: the inner service answers `500`, `502`, `503` or `504`, or fails; the page
+///   stays stored, so the next request tries again. `must-revalidate` overrides both.
 /// * Invalidation wins over a render in flight: [`invalidate`](PageCache::invalidate) (or
 ///   [`invalidate_async`](PageCache::invalidate_async) from async code) while the page is
 ///   being rendered lets that render answer the requests waiting for it, but it is not
@@ -124,8 +130,10 @@ pub(super) struct PageStorage {
 ///   general `Cache-Control`.
 /// * Partial content (`Range`, `206`, §3.3–3.4): only whole responses are stored; range
 ///   requests are answered whole or passed through by the inner service.
-/// * `stale-if-error` and `stale-while-revalidate` response extensions (RFC 5861): the
-///   stale window is the cache's `stale` setting, not the response's.
+/// * `stale-if-error` as a request directive (RFC 5861 §4): a client cannot ask for a
+///   stale page on failure; the response decides. A stale page is served by the request
+///   that tried the refresh, or by the ones waiting on it: no refresh runs in the
+///   background of an answered request.
 /// * `no-cache="field"` and `private="field"` with field names are read as the whole
 ///   response (the safe reading, §5.2.2.4 and §5.2.2.7 allow it).
 /// * `Warning` (obsoleted by RFC 9111) is never sent.
@@ -264,7 +272,8 @@ impl PageCache {
     }
 
     /// How long past its freshness a page may still be served (`x-cache: STALE`) while
-    /// one request renders it anew (default: zero, never serve stale).
+    /// one request renders it anew (default: zero, never serve stale). A response's own
+    /// `stale-while-revalidate` takes its place for that response's page.
     ///
     /// ```
     /// # use std::time::Duration;

@@ -51,6 +51,12 @@ pub(crate) struct ResponseDirectives {
     pub(crate) proxy_revalidate: bool,
     pub(crate) max_age: Option<Duration>,
     pub(crate) s_maxage: Option<Duration>,
+    /// RFC 5861 §3: how long past its freshness the page may still answer while one
+    /// request refreshes it.
+    pub(crate) stale_while_revalidate: Option<Duration>,
+    /// RFC 5861 §4: how long past its freshness the page may answer when refreshing it
+    /// fails (a 500, 502, 503 or 504, or an error of the inner service).
+    pub(crate) stale_if_error: Option<Duration>,
 }
 
 impl ResponseDirectives {
@@ -68,6 +74,9 @@ impl ResponseDirectives {
             // §4.2.1: an invalid max-age is stale at once.
             "max-age" => found.max_age = Some(seconds(argument).unwrap_or_default()),
             "s-maxage" => found.s_maxage = Some(seconds(argument).unwrap_or_default()),
+            // An invalid window grants nothing, as if absent.
+            "stale-while-revalidate" => found.stale_while_revalidate = seconds(argument),
+            "stale-if-error" => found.stale_if_error = seconds(argument),
             _ => {}
         });
         // Unreadable bytes: assume the worst rather than cache by mistake.
@@ -127,14 +136,14 @@ impl RequestDirectives {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::page::header_map as headers;
+    use http::HeaderValue;
 
     impl RequestDirectives {
         fn parse_all(headers: &HeaderMap) -> RequestDirectives {
             RequestDirectives::parse(headers, RequestFields::of(headers))
         }
     }
-    use crate::page::header_map as headers;
-    use http::HeaderValue;
 
     #[test]
     fn response_directives_are_read_from_every_line_in_any_case() {
@@ -160,6 +169,24 @@ mod tests {
             HeaderValue::from_bytes(b"max-age=9\xff").unwrap(),
         );
         assert!(ResponseDirectives::parse(&map).no_store);
+    }
+
+    #[test]
+    fn stale_extensions_are_windows_and_an_invalid_one_grants_nothing() {
+        let found = ResponseDirectives::parse(&headers(&[(
+            "cache-control",
+            "max-age=60, Stale-While-Revalidate=30, stale-if-error=\"86400\"",
+        )]));
+        assert_eq!(found.stale_while_revalidate, Some(Duration::from_secs(30)));
+        assert_eq!(found.stale_if_error, Some(Duration::from_secs(86_400)));
+        let invalid = ResponseDirectives::parse(&headers(&[(
+            "cache-control",
+            "stale-while-revalidate=soon, stale-if-error",
+        )]));
+        assert_eq!(
+            (invalid.stale_while_revalidate, invalid.stale_if_error),
+            (None, None)
+        );
     }
 
     #[test]

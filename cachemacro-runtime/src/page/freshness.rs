@@ -22,6 +22,28 @@ pub(crate) struct Freshness {
     /// `must-revalidate`, `proxy-revalidate` or `no-cache`: once stale, the page is never
     /// served without a successful revalidation.
     pub(crate) must_revalidate: bool,
+    /// What the response allows past its freshness (RFC 5861).
+    pub(crate) stale: StaleWindows,
+}
+
+/// How long past its freshness a response allows itself to be served, by its
+/// `stale-while-revalidate` and `stale-if-error` directives (RFC 5861).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct StaleWindows {
+    /// While one request refreshes it; `None` leaves it to the cache's `stale` window.
+    pub(crate) while_revalidate: Option<Duration>,
+    /// When refreshing it fails.
+    pub(crate) if_error: Duration,
+}
+
+impl StaleWindows {
+    /// The windows `directives` grant.
+    pub(crate) fn of(directives: &ResponseDirectives) -> StaleWindows {
+        StaleWindows {
+            while_revalidate: directives.stale_while_revalidate,
+            if_error: directives.stale_if_error.unwrap_or_default(),
+        }
+    }
 }
 
 impl Freshness {
@@ -37,6 +59,17 @@ impl Freshness {
     /// How much longer the page stays fresh.
     pub(crate) fn remaining(&self, now: SystemTime) -> Duration {
         self.lifetime.saturating_sub(self.age(now))
+    }
+
+    /// How long the page has been stale at `now` (zero while fresh).
+    pub(crate) fn staleness(&self, now: SystemTime) -> Duration {
+        self.age(now).saturating_sub(self.lifetime)
+    }
+
+    /// Whether the page may answer at `now` in place of a failed refresh (RFC 5861 §4).
+    /// `must-revalidate` forbids it: a failure is no successful revalidation.
+    pub(crate) fn may_answer_failure(&self, now: SystemTime) -> bool {
+        !self.must_revalidate && self.staleness(now) < self.stale.if_error
     }
 }
 
@@ -248,10 +281,25 @@ mod tests {
             initial_age: Duration::from_secs(100),
             lifetime: Duration::from_secs(120),
             must_revalidate: false,
+            stale: StaleWindows {
+                while_revalidate: None,
+                if_error: Duration::from_secs(30),
+            },
         };
         assert_eq!(freshness.age(at(15)), Duration::from_secs(115));
         assert!(freshness.is_fresh(at(19)));
         assert!(!freshness.is_fresh(at(20)));
         assert_eq!(freshness.remaining(at(5)), Duration::from_secs(15));
+        assert_eq!(freshness.staleness(at(25)), Duration::from_secs(5));
+        assert!(freshness.may_answer_failure(at(49)));
+        assert!(
+            !freshness.may_answer_failure(at(50)),
+            "30 s past its freshness"
+        );
+        let strict = Freshness {
+            must_revalidate: true,
+            ..freshness
+        };
+        assert!(!strict.may_answer_failure(at(21)));
     }
 }

@@ -10,7 +10,7 @@ use http::header::{ETAG, LAST_MODIFIED, SET_COOKIE, VARY};
 use http::{HeaderMap, HeaderName, Method, StatusCode};
 
 use super::cache_control::{RequestDirectives, ResponseDirectives};
-use super::freshness::{self, Freshness};
+use super::freshness::{self, Freshness, StaleWindows};
 
 use super::key::KeyRules;
 use super::mode::PageCacheMode;
@@ -166,6 +166,7 @@ pub(crate) fn verdict(
         must_revalidate: directives.must_revalidate
             || directives.proxy_revalidate
             || directives.no_cache,
+        stale: StaleWindows::of(&directives),
     };
     // A response stale on arrival is only worth keeping to revalidate it.
     if !freshness.is_fresh(response_time) && !has_validator(headers) {
@@ -225,11 +226,18 @@ pub(crate) fn usability(
             return Usability::AcceptedStale;
         }
     }
-    if staleness < policy.stale {
+    if staleness < stale_window(policy, freshness) {
         Usability::StaleWhileRefreshing
     } else {
         Usability::Unusable
     }
+}
+
+/// How long past its freshness a page answers while one request refreshes it: the
+/// response's `stale-while-revalidate` (RFC 5861 §3), which knows the resource, else the
+/// cache's `stale` setting.
+pub(crate) fn stale_window(policy: &PagePolicy, freshness: &Freshness) -> Duration {
+    freshness.stale.while_revalidate.unwrap_or(policy.stale)
 }
 
 /// The header names of a response's `Vary`, lower-cased and deduplicated; `Err` for
@@ -301,6 +309,7 @@ mod tests {
                 initial_age: Duration::ZERO,
                 lifetime,
                 must_revalidate: false,
+                stale: StaleWindows::default(),
             },
             public,
         }

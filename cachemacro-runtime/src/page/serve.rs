@@ -97,6 +97,7 @@ impl PageCache {
             fields,
             head: request.method() == Method::HEAD,
             revalidating: None,
+            fallback: None,
             request: Some(request),
             render: Some(render),
             written: Vec::new(),
@@ -306,7 +307,8 @@ impl PageCache {
         // finds it.
         let mut keep_for = freshness.remaining(freshness.response_time);
         if !freshness.must_revalidate {
-            keep_for += self.policy.stale;
+            keep_for +=
+                policy::stale_window(&self.policy, &freshness).max(freshness.stale.if_error);
         }
         if page.can_revalidate() {
             keep_for += self.policy.ttl;
@@ -358,6 +360,19 @@ struct Reply<'a> {
     head: bool,
 }
 
+/// A response that counts as a failure to refresh a page (RFC 5861 §4): the server
+/// errors that say the origin could not answer, not those that are the answer (a 501
+/// or a 505 would be the same next time).
+fn is_failure(status: StatusCode) -> bool {
+    matches!(
+        status,
+        StatusCode::INTERNAL_SERVER_ERROR
+            | StatusCode::BAD_GATEWAY
+            | StatusCode::SERVICE_UNAVAILABLE
+            | StatusCode::GATEWAY_TIMEOUT
+    )
+}
+
 /// The answer to `only-if-cached` when nothing stored may answer (RFC 9111 §5.2.1.7).
 fn gateway_timeout() -> Response {
     let mut response = Response::new(Body::empty());
@@ -400,6 +415,9 @@ struct PageCall<'a, B, F> {
     /// The stored page the last lookup found that must be refreshed before it answers,
     /// when the inner service can confirm it with a conditional request.
     revalidating: Option<Arc<Page>>,
+    /// The stale page the last lookup found that may answer if the refresh fails
+    /// (`stale-if-error`, RFC 5861 §4).
+    fallback: Option<Arc<Page>>,
     /// The request until the handler gets it; only the last step, rendering, takes it.
     request: Option<Request<B>>,
     render: Option<F>,
@@ -413,6 +431,22 @@ impl<B, F> PageCall<'_, B, F> {
             .as_ref()
             .expect("the request is kept until the render, the last step")
             .headers()
+    }
+
+    /// The stale `page`, answering `headers` in place of a refresh that failed, as its
+    /// `stale-if-error` allows (RFC 5861 §4). The store keeps the page: a later request
+    /// tries the refresh again.
+    fn answer_failure(&self, page: &Page, headers: &HeaderMap) -> Response {
+        tracing::warn!(
+            path = self.base.path(),
+            "page refresh failed; the stale page answers"
+        );
+        self.cache.storage.core.count_stale_on_error();
+        let mut stale = page.respond(Served::Stale, headers, self.fields, SystemTime::now());
+        if self.head {
+            *stale.body_mut() = Body::empty();
+        }
+        stale
     }
 }
 
@@ -439,6 +473,7 @@ where
         self.key = found.key;
         self.generation = found.generation;
         self.revalidating = None;
+        self.fallback = None;
         let now = SystemTime::now();
         self.looked_at = now;
         let Some(page) = found.page else {
@@ -465,6 +500,9 @@ where
         ) && page.can_revalidate()
         {
             self.revalidating = Some(Arc::clone(&page));
+        }
+        if usability != Usability::Fresh && page.freshness.may_answer_failure(now) {
+            self.fallback = Some(Arc::clone(&page));
         }
         match usability {
             Usability::Fresh => Found::Fresh((page, Served::Hit)),
@@ -522,9 +560,14 @@ where
         // Boxed: the miss path's futures would otherwise sit inline in every hit's future,
         // which is moved and zeroed on each request.
         let response = match Box::pin(render(request)).await {
-            Ok(response) => response,
+            Ok(response) if self.fallback.is_none() || !is_failure(response.status()) => response,
             // The followers retry on their own.
-            Err(error) => return Err(Err(error)),
+            Err(error) if self.fallback.is_none() => return Err(Err(error)),
+            // A failure the stale page may answer in place of.
+            _ => {
+                let page = self.fallback.take().expect("checked by the arms above");
+                return Err(Ok(self.answer_failure(&page, &headers)));
+            }
         };
         let reply = Reply {
             base: &self.base,

@@ -18,8 +18,9 @@ use serde::de::Error as _;
 use serde::ser::Error as _;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
+use super::cache_control::ResponseDirectives;
 use super::entry::{CachedPage, Page, Stored};
-use super::freshness::Freshness;
+use super::freshness::{Freshness, StaleWindows};
 use super::key::PageKey;
 
 #[derive(Serialize, Deserialize)]
@@ -165,6 +166,8 @@ impl<'de> Deserialize<'de> for CachedPage {
                     initial_age: Duration::from_millis(wire.initial_age_ms),
                     lifetime: Duration::from_millis(wire.lifetime_ms),
                     must_revalidate: wire.must_revalidate,
+                    // Read again from the stored `Cache-Control`, which the wire keeps.
+                    stale: StaleWindows::of(&ResponseDirectives::parse(&headers)),
                 };
                 Stored::Page(Arc::new(Page::new(
                     StatusCode::from_u16(wire.status).map_err(D::Error::custom)?,
@@ -215,6 +218,7 @@ mod tests {
             initial_age: Duration::from_secs(7),
             lifetime: Duration::from_secs(900),
             must_revalidate: true,
+            stale: StaleWindows::default(),
         };
         CachedPage(Stored::Page(Arc::new(Page::new(
             StatusCode::OK,
