@@ -218,7 +218,7 @@ mod tests {
             initial_age: Duration::from_secs(7),
             lifetime: Duration::from_secs(900),
             must_revalidate: true,
-            stale: StaleWindows::default(),
+            stale: StaleWindows::of(&ResponseDirectives::parse(&map)),
         };
         CachedPage(Stored::Page(Arc::new(Page::new(
             StatusCode::OK,
@@ -245,6 +245,10 @@ mod tests {
                 ("content-type", "text/html"),
                 ("set-x", "1"),
                 ("set-x", "2"),
+                (
+                    "cache-control",
+                    "max-age=900, stale-while-revalidate=30, stale-if-error=600",
+                ),
             ],
             "<h1>Books</h1>",
         );
@@ -259,6 +263,14 @@ mod tests {
         assert_eq!(a.body, b.body);
         assert_eq!(a.etag, b.etag);
         assert_eq!(a.freshness, b.freshness);
+        assert_eq!(
+            b.freshness.stale,
+            StaleWindows {
+                while_revalidate: Some(Duration::from_secs(30)),
+                if_error: Duration::from_secs(600),
+            },
+            "the stale windows come back from the stored Cache-Control"
+        );
         assert_eq!((a.public, a.stamps), (b.public, b.stamps));
         assert_eq!(a.vary, b.vary);
     }
