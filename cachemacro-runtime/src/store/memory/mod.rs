@@ -103,6 +103,7 @@
 
 mod api;
 mod builder;
+mod ghost;
 mod reads;
 mod removal;
 mod shard;
