@@ -330,14 +330,31 @@ impl<K, V> Shard<K, V> {
             Queue::Main => (self.ghost.main, self.ghost.small),
         };
         let entries = (other / this.max(1)).max(1) as u64;
-        // Relative to the entries the shard holds: its capacity if bounded by entries, how
-        // many fit if bounded by weight.
-        let held = (self.slab.slots.len().max(1) as u64).min(self.capacity as u64);
-        let step = (entries * u64::from(SHARE_ONE) / held).clamp(1, u64::from(SHARE_ONE)) as u32;
+        let step =
+            (entries * u64::from(SHARE_ONE) / self.held()).clamp(1, u64::from(SHARE_ONE)) as u32;
         self.small_share = match evicted_from {
             Queue::Small => self.small_share.saturating_add(step).min(MAX_SMALL_SHARE),
             Queue::Main => self.small_share.saturating_sub(step).max(MIN_SMALL_SHARE),
         };
+    }
+
+    /// How many entries the shard holds when full, which the boundary's steps are
+    /// relative to: its capacity if bounded by entries, how many fit if bounded by weight.
+    fn held(&self) -> u64 {
+        (self.slab.slots.len().max(1) as u64).min(self.capacity as u64)
+    }
+
+    /// Moves the boundary toward main after a key the ghost did not remember entered main
+    /// by its count: main, not probation, is where such keys pay, so main grows, as it
+    /// does when a key comes back from main's ghost. By half an entry rather than ARC's
+    /// step: these admissions come once per frequent key, not once per ghost return, and
+    /// a whole entry starves the small queue of small caches. Measured on the disk trace:
+    /// half an entry gains 0.2 to 0.6 point from 15 000 to 32 768 entries with the rest
+    /// unchanged; a whole entry, 0.3 point less at 1 000 entries; ARC's ratio-scaled step,
+    /// 1.2 points less on the database trace at 1 000; a quarter, half the gain.
+    fn grow_main_by_half_an_entry(&mut self) {
+        let step = (HALF_SHARE / self.held()).max(1) as u32;
+        self.small_share = self.small_share.saturating_sub(step).max(MIN_SMALL_SHARE);
     }
 
     /// TinyLFU's admission test: whether a key has been seen more often than main's
@@ -446,6 +463,7 @@ impl<K, V> Shard<K, V> {
         }
         if recalled.is_none() && self.filled {
             if let Some(placement) = self.unremembered_admission(hash) {
+                self.grow_main_by_half_an_entry();
                 return placement;
             }
         }
@@ -457,6 +475,12 @@ impl<K, V> Shard<K, V> {
         } else {
             Placement::SMALL
         }
+    }
+
+    /// The small queue's target share, in `1 / 65 536` units, for tests of the boundary.
+    #[cfg(test)]
+    pub(super) fn small_share(&self) -> u32 {
+        self.small_share
     }
 
     /// The share of refused returning keys admitted on trial, for tests.

@@ -1203,7 +1203,8 @@ fn the_ghost_tells_whether_it_forgets_most_misses_over_a_sliding_window() {
 }
 
 /// A key the ghost has never seen but the sketch rates well above main's victim skips
-/// the small queue; a key rated only a little above it goes on probation.
+/// the small queue and moves the boundary toward main; a key rated only a little above
+/// it goes on probation.
 #[test]
 fn a_key_the_sketch_rates_well_above_mains_victim_skips_probation() {
     // One shard; small queue 1, main 9.
@@ -1228,8 +1229,13 @@ fn a_key_the_sketch_rates_well_above_mains_victim_skips_probation() {
         assert_eq!(store.read_shard(hash).frequency(hash), count);
         store.remove(&"hot").unwrap();
     }
+    let hash = store.hash(&"hot");
+    let share_before = store.read_shard(hash).small_share();
     store.insert("hot", 1, None).unwrap();
     assert_eq!(queue_of(&store, "hot"), Queue::Main);
+    // Main, where the key was admitted, grows (by half an entry of the shard's ten,
+    // down to the small queue's floor).
+    assert!(store.read_shard(hash).small_share() < share_before);
     // Main stays within the capacity: its victim made room.
     assert_eq!(store.len(), 10);
     assert_consistent(&store);
