@@ -1,6 +1,6 @@
 //! One shard: an independent S3-FIFO cache over a slab of entries, a hash table of their
-//! indices, a ghost table of recently evicted hashes and the admission test of keys that
-//! come back.
+//! indices, a ghost table of recently evicted hashes and the admission tests of new keys:
+//! those that come back, and those the ghost does not remember.
 
 use std::sync::atomic::Ordering::Relaxed;
 
