@@ -394,7 +394,10 @@ impl<K, V> Shard<K, V> {
     /// are ghost returns (a loop a little larger than the cache), a key the ghost lost is
     /// a collision in it and the returning keys' own test already judges the workload.
     fn unremembered_admission(&mut self, hash: u32) -> Option<Placement> {
-        if !self.ghost.forgets_most_misses() {
+        // Most candidates were just counted for the first time: they cannot pass, and
+        // skipping them spares the victim's counters, which are rarely in cache.
+        let frequency = self.sketch.frequency(hash);
+        if frequency <= UNREMEMBERED_MARGIN || !self.ghost.forgets_most_misses() {
             return None;
         }
         self.advance_main_clock();
@@ -404,7 +407,7 @@ impl<K, V> Shard<K, V> {
         }
         let victim_hash = self.slab.slots[victim as usize].hash;
         let victim_frequency = self.sketch.frequency(victim_hash);
-        if self.sketch.frequency(hash) <= victim_frequency.saturating_add(UNREMEMBERED_MARGIN)
+        if frequency <= victim_frequency.saturating_add(UNREMEMBERED_MARGIN)
             || !self.ledgers[Decision::Unremembered as usize].admits(hash)
         {
             return None;
