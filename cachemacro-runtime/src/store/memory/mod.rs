@@ -40,6 +40,15 @@
 //!   outcomes the share on trial doubles if trials paid more than they cost and halves
 //!   if they cost more, between 1 in 64 and every refused key. On a loop larger than the
 //!   cache, trials cost as much as they pay, so they stay rare and main keeps its keys.
+//! - A new key the ghost does not remember skips probation if the sketch rates it more
+//!   than two counts above main's victim, as W-TinyLFU admits keys leaving its window,
+//!   but only while fewer than half of the shard's recent misses are ghost returns: then
+//!   such a key comes back at reuse distances longer than the ghost's memory, which
+//!   probation cannot tell from a one-hit wonder. Where most misses are ghost returns (a
+//!   loop a little larger than the cache) a key the ghost lost is a collision in it, and
+//!   the returning keys' own test already judges the workload. Each such admission
+//!   moves the boundary toward main by half an entry, and a ledger of its own, like the
+//!   trials', weighs the admitted keys' hits against the displaced victims' returns.
 //! - Hits reach the sketch without a store to it on the hit path: a hit that raises the
 //!   entry's frequency also writes the key's hash into a small direct-mapped read buffer
 //!   of its shard (16 slots, one cache line; no write if the slot already holds that
@@ -92,10 +101,11 @@
 //! # Layout
 //!
 //! [`slab`] holds one shard's dense entries and the FIFOs linked through them; [`shard`]
-//! is one S3-FIFO cache over a slab, with its hash table, ghost and admission test;
+//! is one S3-FIFO cache over a slab, with its hash table and admission tests; [`ghost`]
+//! remembers the evicted keys' hashes and how many misses it recognises;
 //! [`sketch`] is the frequency sketch the admission test reads; [`reads`] is the buffer
-//! through which hits reach it; [`trials`] sets how many refused keys are admitted on
-//! trial; [`sharded`] is
+//! through which hits reach it; [`trials`] keeps the ledgers that set how many of the
+//! candidates of each admission are let in; [`sharded`] is
 //! [`MemoryStore`]: the locked shards, the hit path and the [`Store`](crate::Store)
 //! implementation; [`builder`] holds the settings and splits the bounds between shards;
 //! [`removal`] says why an entry left and batches the listener's reports; [`weigher`]
@@ -103,6 +113,7 @@
 
 mod api;
 mod builder;
+mod ghost;
 mod reads;
 mod removal;
 mod shard;

@@ -9,6 +9,8 @@
 use std::mem;
 use std::sync::atomic::{AtomicU64, AtomicU8, Ordering::Relaxed};
 
+use super::trials::Marks;
+
 /// "No entry": the end of a queue.
 pub(super) const NIL: u32 = u32::MAX;
 
@@ -38,10 +40,10 @@ pub(super) struct Slot<K, V> {
     /// S3-FIFO frequency, raised by readers under the shard's read lock.
     pub(super) freq: AtomicU8,
     pub(super) queue: Queue,
-    /// Admitted to main on trial (see `trials`) and not read there yet.
-    pub(super) on_trial: bool,
-    /// Main's victim when a key was admitted on trial: its return costs that admission.
-    pub(super) displaced: bool,
+    /// The admissions whose outcome this entry will tell (see `trials`): by which the
+    /// entry was admitted and has not been read in main since, and by which it was
+    /// displaced (its return costs that admission).
+    pub(super) marks: Marks,
 }
 
 /// Expiry stamps of one entry, in nanoseconds since the store's base.
@@ -233,8 +235,7 @@ impl<K, V> Slab<K, V> {
             newer: NIL,
             freq: AtomicU8::new(0),
             queue,
-            on_trial: false,
-            displaced: false,
+            marks: Marks::NONE,
         });
         if self.timed {
             self.times.push(times);

@@ -7,11 +7,11 @@ use std::thread;
 use std::time::Duration;
 
 use super::builder::{default_shard_count, MIN_SHARD_CAPACITY, MIN_SHARD_WEIGHT};
+use super::ghost::Ghost;
 use super::reads::{ReadBuffer, READ_SLOTS};
-use super::shard::Ghost;
 use super::sketch::FrequencySketch;
 use super::slab::{Queue, NIL};
-use super::trials::Trials;
+use super::trials::{Decision, Marks, Trials};
 use super::{MemoryStore, MemoryStoreBuilder, RemovalCause};
 use crate::store::{Store, StoreStats};
 
@@ -1053,7 +1053,7 @@ fn a_hit_reaches_the_sketch_at_the_next_write() {
 
 #[test]
 fn trials_double_their_share_when_they_pay_and_halve_it_when_they_cost() {
-    let mut trials = Trials::default();
+    let mut trials = Trials::new(Decision::Refused);
     assert_eq!(trials.level(), 1);
     // 64 outcomes make one decision; before that nothing changes.
     for _ in 0..63 {
@@ -1100,7 +1100,7 @@ fn trials_admit_the_share_of_keys_their_level_says() {
             .filter(|&i| trials.admits(i.wrapping_mul(0x9e37_79b9)))
             .count()
     };
-    let mut trials = Trials::default();
+    let mut trials = Trials::new(Decision::Refused);
     // One in 64: about 1 000 of 64 000.
     let few = admitted(&trials);
     assert!((500..2_000).contains(&few), "{few} admitted at 1/64");
@@ -1111,31 +1111,134 @@ fn trials_admit_the_share_of_keys_their_level_says() {
     assert_eq!(admitted(&trials), 64_000);
     // The same key gets the same answer at the same level.
     assert_eq!(
-        Trials::default().admits(12_345),
-        Trials::default().admits(12_345)
+        Trials::new(Decision::Refused).admits(12_345),
+        Trials::new(Decision::Refused).admits(12_345)
     );
 }
 
 #[test]
-fn the_ghost_remembers_the_queue_and_the_displacement_of_each_key() {
+fn the_ghost_remembers_the_queue_and_the_displacements_of_each_key() {
+    let by = |decisions: &[Decision]| {
+        let mut marks = Marks::NONE;
+        for &decision in decisions {
+            marks.displace_by(decision);
+        }
+        marks
+    };
+    let both = by(&[Decision::Refused, Decision::Unremembered]);
     let mut ghost = Ghost::with_len(64);
-    ghost.insert(0x1234_5670, Queue::Small, true);
-    ghost.insert(0x0bad_cafd, Queue::Main, false);
+    ghost.insert(0x1234_5670, Queue::Small, by(&[Decision::Refused]));
+    ghost.insert(0x0bad_cafd, Queue::Main, Marks::NONE);
     // Hashes whose tag bits are all the stored form has left of them.
-    ghost.insert(0, Queue::Main, true);
-    ghost.insert(3 + 64, Queue::Small, false);
-    assert_eq!(ghost.take(0x1234_5670), Some((Queue::Small, true)));
-    assert_eq!(ghost.take(0x0bad_cafd), Some((Queue::Main, false)));
-    assert_eq!(ghost.take(0), Some((Queue::Main, true)));
-    assert_eq!(ghost.take(3 + 64), Some((Queue::Small, false)));
+    ghost.insert(0, Queue::Main, both);
+    ghost.insert(7 + 64, Queue::Small, by(&[Decision::Unremembered]));
+    assert_eq!(
+        ghost.take(0x1234_5670),
+        Some((Queue::Small, by(&[Decision::Refused])))
+    );
+    assert_eq!(ghost.take(0x0bad_cafd), Some((Queue::Main, Marks::NONE)));
+    assert_eq!(ghost.take(0), Some((Queue::Main, both)));
+    assert_eq!(
+        ghost.take(7 + 64),
+        Some((Queue::Small, by(&[Decision::Unremembered])))
+    );
     // Taken keys are forgotten; a key never inserted is not found.
     assert_eq!(ghost.take(0x1234_5670), None);
     assert_eq!(ghost.take(0x7777_0000), None);
     // A collision keeps the newer key only.
-    ghost.insert(5, Queue::Small, false);
-    ghost.insert(5 + 64, Queue::Main, true);
+    ghost.insert(5, Queue::Small, Marks::NONE);
+    ghost.insert(5 + 64, Queue::Main, both);
     assert_eq!(ghost.take(5), None);
-    assert_eq!(ghost.take(5 + 64), Some((Queue::Main, true)));
+    assert_eq!(ghost.take(5 + 64), Some((Queue::Main, both)));
+}
+
+#[test]
+fn the_ghost_keeps_only_displacements_and_main_settles_every_mark() {
+    let mut marks = Marks::admitted_by(Decision::Unremembered);
+    marks.displace_by(Decision::Refused);
+    assert!(marks.is_admitted_by(Decision::Unremembered));
+    assert!(!marks.is_admitted_by(Decision::Refused));
+    assert!(marks.is_displaced_by(Decision::Refused));
+    assert!(!marks.is_displaced_by(Decision::Unremembered));
+    // The ghost keeps what displaced an entry, not what admitted it.
+    let kept = marks.displacements();
+    assert!(kept.is_displaced_by(Decision::Refused));
+    assert!(!kept.is_admitted_by(Decision::Unremembered));
+    assert_eq!(
+        Marks::from_displacement_tags(kept.displacement_tags()),
+        kept
+    );
+    // Main's clock settles all of them at once.
+    assert_eq!(marks.settle(), {
+        let mut both = Marks::admitted_by(Decision::Unremembered);
+        both.displace_by(Decision::Refused);
+        both
+    });
+    assert_eq!(marks, Marks::NONE);
+}
+
+#[test]
+fn the_ghost_tells_whether_it_forgets_most_misses_over_a_sliding_window() {
+    let mut ghost = Ghost::with_len(64);
+    // No evidence yet: not "most".
+    assert!(!ghost.forgets_most_misses());
+    for _ in 0..100 {
+        ghost.count_miss(false);
+    }
+    assert!(ghost.forgets_most_misses());
+    // As many returns as forgotten misses: not fewer than half.
+    for _ in 0..100 {
+        ghost.count_miss(true);
+    }
+    assert!(!ghost.forgets_most_misses());
+    // The window halves the old counts, so a long enough run of forgotten misses wins
+    // however many returns came before.
+    for _ in 0..100_000 {
+        ghost.count_miss(true);
+    }
+    for _ in 0..1_000 {
+        ghost.count_miss(false);
+    }
+    assert!(ghost.forgets_most_misses());
+}
+
+/// A key the ghost has never seen but the sketch rates well above main's victim skips
+/// the small queue and moves the boundary toward main; a key rated only a little above
+/// it goes on probation.
+#[test]
+fn a_key_the_sketch_rates_well_above_mains_victim_skips_probation() {
+    // One shard; small queue 1, main 9.
+    let store = store(10);
+    for key in [
+        "k0", "k1", "k2", "k3", "k4", "k5", "k6", "k7", "k8", "first",
+    ] {
+        store.insert(key, 0, None).unwrap();
+    }
+    // One-time keys: misses the ghost does not recognise.
+    for key in ["w0", "w1", "w2"] {
+        store.insert(key, 0, None).unwrap();
+    }
+    // "hot" is counted by each insert and forgotten by each removal: the ghost keeps
+    // evicted keys only.
+    // Main's victim, "k0", was inserted before the sketch existed (count 0): counts of
+    // 1 and 2 are not enough, 3 is.
+    for count in 1..=2 {
+        store.insert("hot", 1, None).unwrap();
+        assert_eq!(queue_of(&store, "hot"), Queue::Small);
+        let hash = store.hash(&"hot");
+        assert_eq!(store.read_shard(hash).frequency(hash), count);
+        store.remove(&"hot").unwrap();
+    }
+    let hash = store.hash(&"hot");
+    let share_before = store.read_shard(hash).small_share();
+    store.insert("hot", 1, None).unwrap();
+    assert_eq!(queue_of(&store, "hot"), Queue::Main);
+    // Main, where the key was admitted, grows (by half an entry of the shard's ten,
+    // down to the small queue's floor).
+    assert!(store.read_shard(hash).small_share() < share_before);
+    // Main stays within the capacity: its victim made room.
+    assert_eq!(store.len(), 10);
+    assert_consistent(&store);
 }
 
 /// Keys that were popular long ago hold main while working sets that fit the cache, but

@@ -11,6 +11,9 @@
 //! marked as displaced, that comes back from the ghost has *cost* a miss, or a part of
 //! one. Whichever of the two dominates a window doubles or halves the share of refused
 //! keys admitted on trial.
+//!
+//! The same ledger, one per shard for each [`Decision`], judges the admission to main of
+//! keys the ghost does not remember but the sketch rates well above main's victim.
 
 /// The share of refused returning keys admitted on trial is `level / LEVEL_ONE`.
 const LEVEL_ONE: u32 = 64;
@@ -34,48 +37,139 @@ const WINDOW: u32 = 64;
 /// returns lets a loop collapse now and then.
 const RETURNS_PER_HIT: u32 = 3;
 
-/// Per shard, under its write lock: the share of refused keys admitted on trial and the
-/// outcomes counted since it last changed.
+/// The admissions a ledger judges, each with its own ledger per shard.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Decision {
+    /// A returning key the sketch refused, admitted on trial.
+    Refused = 0,
+    /// A key the ghost does not remember, admitted to main because the sketch rates it
+    /// above main's victim.
+    Unremembered = 1,
+}
+
+impl Decision {
+    pub(super) const ALL: [Decision; 2] = [Decision::Refused, Decision::Unremembered];
+}
+
+/// The marks an entry carries while a ledger waits for its outcome, two bits per
+/// [`Decision`]: admitted by it and not read in main since, and displaced by it (the
+/// victim a key admitted by it was weighed against).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(super) struct Marks(u8);
+
+impl Marks {
+    pub(super) const NONE: Marks = Marks(0);
+
+    const fn admitted_bit(decision: Decision) -> u8 {
+        1 << (2 * decision as u8)
+    }
+
+    const fn displaced_bit(decision: Decision) -> u8 {
+        2 << (2 * decision as u8)
+    }
+
+    /// The marks of a key just admitted by `decision`.
+    pub(super) const fn admitted_by(decision: Decision) -> Marks {
+        Marks(Self::admitted_bit(decision))
+    }
+
+    pub(super) fn is_admitted_by(self, decision: Decision) -> bool {
+        self.0 & Self::admitted_bit(decision) != 0
+    }
+
+    pub(super) fn is_displaced_by(self, decision: Decision) -> bool {
+        self.0 & Self::displaced_bit(decision) != 0
+    }
+
+    pub(super) fn displace_by(&mut self, decision: Decision) {
+        self.0 |= Self::displaced_bit(decision);
+    }
+
+    /// The displacements alone: what the ghost keeps of an evicted entry's marks.
+    pub(super) fn displacements(self) -> Marks {
+        Marks(
+            self.0
+                & (Self::displaced_bit(Decision::Refused)
+                    | Self::displaced_bit(Decision::Unremembered)),
+        )
+    }
+
+    /// Forgets every mark: main's clock found the entry read, so each admission it was
+    /// waiting on has its outcome.
+    pub(super) fn settle(&mut self) -> Marks {
+        std::mem::take(self)
+    }
+
+    /// The displacements as two tag bits (`Refused` in bit 0), as the ghost keeps them.
+    pub(super) fn displacement_tags(self) -> u32 {
+        u32::from(self.is_displaced_by(Decision::Refused))
+            | u32::from(self.is_displaced_by(Decision::Unremembered)) << 1
+    }
+
+    /// The displacements of two tag bits made by `displacement_tags`.
+    pub(super) fn from_displacement_tags(tags: u32) -> Marks {
+        let mut marks = Marks::NONE;
+        if tags & 1 != 0 {
+            marks.displace_by(Decision::Refused);
+        }
+        if tags & 2 != 0 {
+            marks.displace_by(Decision::Unremembered);
+        }
+        marks
+    }
+}
+
+/// Per shard and decision, under the shard's write lock: the share of candidates admitted
+/// and the outcomes counted since it last changed.
 pub(super) struct Trials {
+    /// How many displaced victims' returns weigh as much as one admitted key's hit.
+    returns_per_hit: u32,
     level: u32,
     paid: u32,
     cost: u32,
 }
 
-impl Default for Trials {
-    /// The smallest share: admitting refused keys must first prove itself.
-    fn default() -> Self {
+impl Trials {
+    /// The ledger of `decision`. Refused keys start at the smallest share: admitting them
+    /// against the sketch's judgement must first prove itself, and a victim's return costs
+    /// a third of a hit (`RETURNS_PER_HIT`). Unremembered keys the sketch rates high start
+    /// admitted, the sketch's own judgement, and a victim's return costs a whole hit: the
+    /// victim was rated below them, and main evicts it only because they came.
+    pub(super) fn new(decision: Decision) -> Self {
+        let (level, returns_per_hit) = match decision {
+            Decision::Refused => (MIN_LEVEL, RETURNS_PER_HIT),
+            Decision::Unremembered => (LEVEL_ONE, 1),
+        };
         Trials {
-            level: MIN_LEVEL,
+            returns_per_hit,
+            level,
             paid: 0,
             cost: 0,
         }
     }
-}
 
-impl Trials {
-    /// Whether a returning key of `hash` that the sketch refused enters main on trial. The
-    /// sample is drawn from the hash's bits, so at a given share the same keys are chosen:
-    /// a key refused once is not admitted by luck on its next return.
+    /// Whether the candidate of `hash` is admitted at the current share. The sample is
+    /// drawn from the hash's bits, so at a given share the same keys are chosen: a key
+    /// refused once is not admitted by luck on its next return.
     pub(super) fn admits(&self, hash: u32) -> bool {
         // Six bits of an odd multiple, independent of the bits that pick the shard, the
         // ghost slot and the table bucket.
         (hash.wrapping_mul(0x2545_f491) >> (32 - LEVEL_ONE.trailing_zeros())) < self.level
     }
 
-    /// A key admitted on trial was read in main: admitting it earned a hit.
+    /// A key this ledger admitted was read in main: admitting it earned a hit.
     pub(super) fn paid(&mut self) {
         self.paid += 1;
         self.settle();
     }
 
-    /// A victim displaced by a key admitted on trial came back: admitting cost a miss.
+    /// A victim displaced by a key this ledger admitted came back: admitting cost a miss.
     pub(super) fn cost(&mut self) {
         self.cost += 1;
         self.settle();
     }
 
-    /// The share of refused keys admitted on trial, in `1 / 64` units.
+    /// The share of candidates admitted, in `1 / 64` units.
     #[cfg(test)]
     pub(super) fn level(&self) -> u32 {
         self.level
@@ -85,7 +179,7 @@ impl Trials {
         if self.paid + self.cost < WINDOW {
             return;
         }
-        let earned = self.paid * RETURNS_PER_HIT;
+        let earned = self.paid * self.returns_per_hit;
         if earned > self.cost {
             self.level = (self.level * 2).min(LEVEL_ONE);
         } else if self.cost > earned {
