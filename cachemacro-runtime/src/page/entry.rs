@@ -221,13 +221,15 @@ impl Page {
     }
 
     /// The response for this page, stamped; `304 Not Modified` when the request's
-    /// conditions say the client holds it already. `request` is the request's headers.
+    /// conditions say the client holds it already; without a body for a `HEAD` (`head`).
+    /// `request` is the request's headers.
     pub(super) fn respond(
         &self,
         served: Served,
         request: &HeaderMap,
         fields: RequestFields,
         now: SystemTime,
+        head: bool,
     ) -> Response {
         let age = self.freshness.age(now);
         let not_modified = fields.conditions()
@@ -253,7 +255,12 @@ impl Page {
             }
             response
         } else {
-            let mut response = Response::new(Body::from(self.body.clone()));
+            // A `HEAD` gets the `GET`'s fields, `Content-Length` included, and no body.
+            let body = match head {
+                true => Body::empty(),
+                false => Body::from(self.body.clone()),
+            };
+            let mut response = Response::new(body);
             *response.status_mut() = self.status;
             *response.headers_mut() = self.headers.clone();
             response

@@ -6,7 +6,6 @@
 use std::sync::Arc;
 use std::time::SystemTime;
 
-use axum::body::Body;
 use axum::response::Response;
 use http::{HeaderMap, Method, Uri};
 
@@ -72,11 +71,7 @@ impl PageCache {
             Usability::AcceptedStale => Served::Stale,
             Usability::StaleWhileRefreshing | Usability::Unusable => return None,
         };
-        let mut response = page.respond(served, headers, fields, now);
-        if method == Method::HEAD {
-            *response.body_mut() = Body::empty();
-        }
-        Some(response)
+        Some(page.respond(served, headers, fields, now, method == Method::HEAD))
     }
 
     /// Counts a hit that [`answer_uncounted`](PageCache::answer_uncounted) judged.

@@ -334,11 +334,13 @@ impl PageCache {
                 keep_for,
             }
         };
-        let mut response =
-            page.respond(served, reply.request, reply.fields, freshness.response_time);
-        if reply.head {
-            *response.body_mut() = Body::empty();
-        }
+        let response = page.respond(
+            served,
+            reply.request,
+            reply.fields,
+            freshness.response_time,
+            reply.head,
+        );
         Computation {
             result: response,
             share: Some(entry),
@@ -442,11 +444,13 @@ impl<B, F> PageCall<'_, B, F> {
             "page refresh failed; the stale page answers"
         );
         self.cache.storage.core.count_stale_on_error();
-        let mut stale = page.respond(Served::Stale, headers, self.fields, SystemTime::now());
-        if self.head {
-            *stale.body_mut() = Body::empty();
-        }
-        stale
+        page.respond(
+            Served::Stale,
+            headers,
+            self.fields,
+            SystemTime::now(),
+            self.head,
+        )
     }
 }
 
@@ -532,11 +536,7 @@ where
             Hit::Stale => (Served::Stale, self.looked_at),
             Hit::Coalesced => (Served::Hit, SystemTime::now()),
         };
-        let mut response = page.respond(served, self.headers(), self.fields, now);
-        if self.head {
-            *response.body_mut() = Body::empty();
-        }
-        Ok(response)
+        Ok(page.respond(served, self.headers(), self.fields, now, self.head))
     }
 
     async fn compute(
