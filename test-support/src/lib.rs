@@ -13,9 +13,11 @@
 
 pub mod postgres;
 
+use std::collections::BTreeSet;
 use std::net::{TcpListener, TcpStream};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
+use std::sync::Mutex;
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -379,15 +381,31 @@ fn signal(pid: u32, signal: &str) {
 /// A loopback port nothing listens on right now: for a server about to start, or for a
 /// test that needs an address where no server answers.
 ///
+/// Never the same port twice in one process. The kernel may hand a port it just handed
+/// out to the next caller once the probe closes it, and tests run side by side: two
+/// servers would then race for one port, the loser would exit unseen, and its test would
+/// talk to the other test's server (and fail when that one is stopped).
+///
 /// ```
 /// let port = cachemacro_test_support::free_port();
 /// assert!(std::net::TcpStream::connect(("127.0.0.1", port)).is_err());
+/// assert_ne!(cachemacro_test_support::free_port(), port);
 /// ```
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|listener| listener.local_addr())
-        .map(|address| address.port())
-        .expect("a free loopback port")
+    static HANDED_OUT: Mutex<BTreeSet<u16>> = Mutex::new(BTreeSet::new());
+    loop {
+        let port = TcpListener::bind("127.0.0.1:0")
+            .and_then(|listener| listener.local_addr())
+            .map(|address| address.port())
+            .expect("a free loopback port");
+        if HANDED_OUT
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .insert(port)
+        {
+            return port;
+        }
+    }
 }
 
 fn wait_for_port(port: u16) {
