@@ -332,6 +332,35 @@ impl App {
         self.send(Req::get(target)).await
     }
 
+    /// Two requests for a stale page with a validator: the first revalidates it, and its
+    /// conditional request is held at the inner service; once that request is upstream,
+    /// the second is sent and given 500 ms (generous: a stale answer takes microseconds,
+    /// a wait lasts until the hold ends). Returns the first answer, and the second, or
+    /// `None` when it waited for the revalidation.
+    pub async fn get_during_revalidation(&self, target: &str) -> (Answer, Option<Answer>) {
+        let gate = self.hold_conditionals();
+        let before = self.seen().len();
+        let leader = self.get(target);
+        let follower = async {
+            let upstream = async {
+                while self.seen().len() == before {
+                    tokio::task::yield_now().await;
+                }
+            };
+            if tokio::time::timeout(Duration::from_secs(5), upstream)
+                .await
+                .is_err()
+            {
+                gate.add_permits(1);
+                panic!("the stale page was not revalidated upstream");
+            }
+            let answer = tokio::time::timeout(Duration::from_millis(500), self.get(target)).await;
+            gate.add_permits(1);
+            answer.ok()
+        };
+        tokio::join!(leader, follower)
+    }
+
     pub async fn send(&self, req: Req) -> Answer {
         let has_host = req
             .headers
@@ -505,6 +534,16 @@ impl App {
 /// A page that says `Cache-Control: <cache_control>` and, when `etag` is given, answers
 /// a conditional request carrying it with a `304` that also says `<on_304>` (the
 /// `ETag` is repeated on the `304`, as §15.4.5 of RFC 9110 asks).
+/// `reply` with `Age: 60`: with `max-age=60`, stale on arrival, without sleeping (kept
+/// when it has a validator).
+pub fn aged(reply: Reply) -> Reply {
+    if reply.status == 304 {
+        reply
+    } else {
+        reply.header("age", "60")
+    }
+}
+
 pub fn validated_page(
     cache_control: &'static str,
     etag: &'static str,

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use tokio::sync::Barrier;
 
-use super::harness::{each_way, validated_page, Reply, Req, Seen, BOTH};
+use super::harness::{aged, each_way, validated_page, Reply, Req, Seen, BOTH};
 
 #[tokio::test]
 async fn stale_page_is_revalidated_rfc9111_4_3_1() {
@@ -269,55 +269,24 @@ pub(super) async fn never_served_stale(directive: &'static str) {
         // The stale window: while one request revalidates, the others of the control
         // get the stale page at once; those of a `directive` page wait for the answer.
         for (app, waits) in [(&control, false), (&strict, true)] {
-            let gate = app.hold_conditionals();
-            let before = app.seen().len();
-            let app_ref = app;
-            let leader = async { app_ref.get("/page").await };
-            let follower = async {
-                let upstream = async {
-                    while app_ref.seen().len() == before {
-                        tokio::task::yield_now().await;
-                    }
-                };
-                if tokio::time::timeout(Duration::from_secs(5), upstream)
-                    .await
-                    .is_err()
-                {
-                    gate.add_permits(1);
-                    panic!("the stale page was not revalidated upstream");
-                }
-                let answer =
-                    tokio::time::timeout(Duration::from_millis(500), app_ref.get("/page")).await;
-                gate.add_permits(1);
-                answer
-            };
-            let (leader, follower) = tokio::join!(leader, follower);
+            let (leader, follower) = app.get_during_revalidation("/page").await;
             assert_eq!(leader.body, "render 1");
             match (follower, waits) {
-                (Err(_), true) => {}
-                (Ok(answer), false) => assert_eq!(
+                (None, true) => {}
+                (Some(answer), false) => assert_eq!(
                     (answer.x_cache(), answer.body.as_str()),
                     ("STALE", "render 1"),
                     "served stale during the revalidation"
                 ),
-                (Ok(answer), true) => panic!(
+                (Some(answer), true) => panic!(
                     "{directive}: answered {} while the page was being revalidated",
                     answer.x_cache()
                 ),
-                (Err(_), false) => panic!("the control waited for the revalidation"),
+                (None, false) => panic!("the control waited for the revalidation"),
             }
         }
     })
     .await;
-}
-
-/// The reply with `Age: 60`: with `max-age=60`, stale on arrival.
-fn aged(reply: Reply) -> Reply {
-    if reply.status == 304 {
-        reply
-    } else {
-        reply.header("age", "60")
-    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
