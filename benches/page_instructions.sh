@@ -15,7 +15,7 @@ set -euo pipefail
 
 DURATION=${DURATION:-6s}
 ADDRESS=${ADDRESS:-127.0.0.1:3002}
-ROUTES=(static layer macro peer)
+ROUTES=(static headed layer macro peer)
 
 cd "$(dirname "$0")/.."
 for tool in valgrind callgrind_control callgrind_annotate wrk curl; do

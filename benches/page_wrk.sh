@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Requests/s of a page-cache hit against the ceiling (the same page as a pre-built static
-# body) and against the peer crate axum-response-cache, with wrk from another process.
+# body), against the same static body with a hit's head (the ceiling of any cache that
+# answers those fields) and against the peer crate axum-response-cache, with wrk from
+# another process.
 #
 # Installs nothing: wrk comes from Debian's package (`apt-get install -y wrk`). Run from
 # anywhere in the workspace:
@@ -9,7 +11,7 @@
 #   ROUNDS=10 DURATION=10s benches/page_wrk.sh
 #
 # Builds `examples/page_server.rs` in release (honouring CARGO_TARGET_DIR), starts it,
-# warms every route and checks that all four answer the same body and that the cached
+# warms every route and checks that all five answer the same body and that the cached
 # routes answer hits (`x-cache: HIT` for ours; for the peer, which stamps nothing on a
 # hit, that its handler did not run again). Each round runs every route once, starting
 # from a different route in each round so that no route always follows the same one.
@@ -22,7 +24,7 @@ DURATION=${DURATION:-5s}
 CONNECTIONS=${CONNECTIONS:-32}
 THREADS=${THREADS:-1}
 ADDRESS=${ADDRESS:-127.0.0.1:3001}
-ROUTES=(static layer macro peer)
+ROUTES=(static headed layer macro peer)
 
 cd "$(dirname "$0")/.."
 command -v wrk >/dev/null || { echo "wrk not found: apt-get install -y wrk" >&2; exit 1; }
@@ -70,8 +72,8 @@ done
 echo "page body: $(wc -c < "$scratch/static.body") bytes; wrk -t$THREADS -c$CONNECTIONS -d$DURATION, $ROUNDS rounds"
 echo "load before: $(uptime)"
 for round in $(seq "$ROUNDS"); do
-    for step in 0 1 2 3; do
-        route=${ROUTES[$(( (round - 1 + step) % 4 ))]}
+    for step in "${!ROUTES[@]}"; do
+        route=${ROUTES[$(( (round - 1 + step) % ${#ROUTES[@]} ))]}
         out=$(wrk -t"$THREADS" -c"$CONNECTIONS" -d"$DURATION" "http://$ADDRESS/$route/312")
         if grep -q 'Non-2xx\|Socket errors' <<<"$out"; then
             fail "errors under load on /$route/312: $out"
@@ -96,28 +98,35 @@ awk -v rounds="$ROUNDS" '
         return n % 2 ? values[(n + 1) / 2] : (values[n / 2] + values[n / 2 + 1]) / 2
     }
     END {
-        header = "| round | static req/s | layer req/s | macro req/s | peer req/s | layer/static | macro/static | peer/static | layer/peer | macro/peer |"
-        print ""; print header
-        print "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
+        # Columns: each route'"'"'s requests/s, then each ratio as "route/base".
+        n = split("static headed layer macro peer", routes, " ")
+        m = split("headed/static layer/static macro/static peer/static layer/headed macro/headed layer/peer macro/peer", ratios, " ")
+        line = "| round"; rule = "|---"
+        for (c = 1; c <= n; c++) { line = line " | " routes[c] " req/s"; rule = rule "|---:" }
+        for (c = 1; c <= m; c++) { line = line " | " ratios[c]; rule = rule "|---:" }
+        print ""; print line " |"; print rule "|"
         for (r = 1; r <= rounds; r++) {
-            s = rate[r, "static"]; l = rate[r, "layer"]; m = rate[r, "macro"]; p = rate[r, "peer"]
-            col[1, r] = s; col[2, r] = l; col[3, r] = m; col[4, r] = p
-            col[5, r] = l / s; col[6, r] = m / s; col[7, r] = p / s; col[8, r] = l / p; col[9, r] = m / p
-            printf "| %d | %.0f | %.0f | %.0f | %.0f | %.2f | %.2f | %.2f | %.2f | %.2f |\n", \
-                r, s, l, m, p, col[5, r], col[6, r], col[7, r], col[8, r], col[9, r]
+            line = "| " r
+            for (c = 1; c <= n; c++) { col[c, r] = rate[r, routes[c]]; line = line sprintf(" | %.0f", col[c, r]) }
+            for (c = 1; c <= m; c++) {
+                split(ratios[c], pair, "/")
+                col[n + c, r] = rate[r, pair[1]] / rate[r, pair[2]]
+                line = line sprintf(" | %.2f", col[n + c, r])
+            }
+            print line " |"
         }
-        for (c = 1; c <= 9; c++) {
-            lo[c] = hi[c] = col[c, 1]
+        medians = "| **median**"; spreads = "| spread"
+        for (c = 1; c <= n + m; c++) {
+            lo = hi = col[c, 1]
             for (r = 1; r <= rounds; r++) {
                 v[r] = col[c, r]
-                if (v[r] < lo[c]) lo[c] = v[r]
-                if (v[r] > hi[c]) hi[c] = v[r]
+                if (v[r] < lo) lo = v[r]
+                if (v[r] > hi) hi = v[r]
             }
-            med[c] = median(v, rounds)
+            format = c <= n ? "%.0f" : "%.2f"
+            medians = medians sprintf(" | **" format "**", median(v, rounds))
+            spreads = spreads sprintf(" | " format "-" format, lo, hi)
         }
-        printf "| **median** | **%.0f** | **%.0f** | **%.0f** | **%.0f** | **%.2f** | **%.2f** | **%.2f** | **%.2f** | **%.2f** |\n", \
-            med[1], med[2], med[3], med[4], med[5], med[6], med[7], med[8], med[9]
-        printf "| spread | %.0f-%.0f | %.0f-%.0f | %.0f-%.0f | %.0f-%.0f | %.2f-%.2f | %.2f-%.2f | %.2f-%.2f | %.2f-%.2f | %.2f-%.2f |\n", \
-            lo[1], hi[1], lo[2], hi[2], lo[3], hi[3], lo[4], hi[4], lo[5], hi[5], lo[6], hi[6], lo[7], hi[7], lo[8], hi[8], lo[9], hi[9]
+        print medians " |"; print spreads " |"
     }
 ' "$scratch/rates"

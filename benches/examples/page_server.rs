@@ -2,6 +2,9 @@
 //! served four ways on one port, for a load generator in another process.
 //!
 //! - `/static/312`: a pre-built body, the ceiling;
+//! - `/headed/312`: the same pre-built body with the five fields a hit of ours adds
+//!   (`ETag`, `Expires`, `Cache-Control`, `Age`, `x-cache`) as constants: the ceiling of
+//!   any cache that answers with such a head, whatever its lookup costs;
 //! - `/layer/312`: the bookstore's handler behind `PageCacheLayer`;
 //! - `/macro/312`: the handler as a `#[cache_page]` function;
 //! - `/peer/312`: the handler behind `axum-response-cache`'s `CacheLayer`;
@@ -19,6 +22,7 @@ use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::time::Duration;
 
 use axum::extract::Path;
+use axum::http::{header, HeaderName, HeaderValue};
 use axum::response::Html;
 use axum::routing::get;
 use axum::Router;
@@ -32,6 +36,27 @@ const TTL: Duration = Duration::from_secs(3600);
 static LAYER_RENDERS: AtomicU64 = AtomicU64::new(0);
 static MACRO_RENDERS: AtomicU64 = AtomicU64::new(0);
 static PEER_RENDERS: AtomicU64 = AtomicU64::new(0);
+
+/// The fields a hit of ours answers beyond the static route's, as constants.
+const HIT_FIELDS: [(HeaderName, HeaderValue); 5] = [
+    (
+        header::ETAG,
+        HeaderValue::from_static("\"4e5b4fe581a98100157ffe5750fa7d66\""),
+    ),
+    (
+        header::EXPIRES,
+        HeaderValue::from_static("Tue, 01 Dec 2026 19:02:59 GMT"),
+    ),
+    (
+        header::CACHE_CONTROL,
+        HeaderValue::from_static("max-age=3600"),
+    ),
+    (header::AGE, HeaderValue::from_static("0")),
+    (
+        HeaderName::from_static("x-cache"),
+        HeaderValue::from_static("HIT"),
+    ),
+];
 
 /// The page every route serves: the size of a small book page.
 fn page(id: u32) -> String {
@@ -76,6 +101,10 @@ fn site() -> Router {
     let ceiling: &'static str = Box::leak(page(312).into_boxed_str());
     Router::new()
         .route("/static/{id}", get(move || async move { Html(ceiling) }))
+        .route(
+            "/headed/{id}",
+            get(move || async move { (HIT_FIELDS, Html(ceiling)) }),
+        )
         .route("/macro/{id}", get(macro_book))
         .route("/renders", get(renders))
         .merge(
@@ -99,7 +128,7 @@ async fn main() {
         .await
         .unwrap_or_else(|error| panic!("cannot listen on {address}: {error}"));
     println!(
-        "serving /static/312, /layer/312, /macro/312, /peer/312 and /renders on http://{address}"
+        "serving /static/312, /headed/312, /layer/312, /macro/312, /peer/312 and /renders on http://{address}"
     );
     axum::serve(listener, site()).await.unwrap();
 }
