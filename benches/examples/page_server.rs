@@ -1,5 +1,5 @@
 //! The server of the page-cache throughput benchmark: the same 796-byte bookstore page
-//! served four ways on one port, for a load generator in another process.
+//! served five ways on one port, for a load generator in another process.
 //!
 //! - `/static/312`: a pre-built body, the ceiling;
 //! - `/headed/312`: the same pre-built body with the five fields a hit of ours adds
