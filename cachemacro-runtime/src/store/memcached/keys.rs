@@ -198,10 +198,16 @@ mod tests {
         );
     }
 
-    /// While one caller re-reads a stale version, the others answer with the known one
-    /// at once.
-    #[test]
-    fn callers_do_not_wait_for_another_callers_refresh() {
+    /// A thread refreshing the known version 1 of `a:b:` to `read`, held inside the read
+    /// until the test passes `reading` and then `done`.
+    struct Refresh {
+        versions: Arc<NamespaceVersions>,
+        reading: Arc<Barrier>,
+        done: Arc<Barrier>,
+        refresher: std::thread::JoinHandle<u64>,
+    }
+
+    fn refresh_in_flight(read: u64) -> Refresh {
         let versions = Arc::new(NamespaceVersions::new(Duration::ZERO));
         versions.bumped(b"a:b:", 1);
         let (reading, done) = (Arc::new(Barrier::new(2)), Arc::new(Barrier::new(2)));
@@ -215,10 +221,28 @@ mod tests {
                 versions.current(b"a:b:", || {
                     reading.wait();
                     done.wait();
-                    Ok::<_, ()>(2)
+                    Ok::<_, ()>(read)
                 })
             })
         };
+        Refresh {
+            versions,
+            reading,
+            done,
+            refresher,
+        }
+    }
+
+    /// While one caller re-reads a stale version, the others answer with the known one
+    /// at once.
+    #[test]
+    fn callers_do_not_wait_for_another_callers_refresh() {
+        let Refresh {
+            versions,
+            reading,
+            done,
+            refresher,
+        } = refresh_in_flight(2);
         reading.wait();
         assert_eq!(
             versions.current(b"a:b:", || -> Result<u64, ()> { panic!("in flight") }),
@@ -231,23 +255,12 @@ mod tests {
     /// A read that started before a `clear` must not overwrite the version it set.
     #[test]
     fn a_clear_overtakes_a_read_in_flight() {
-        let versions = Arc::new(NamespaceVersions::new(Duration::ZERO));
-        versions.bumped(b"a:b:", 1);
-        let (reading, done) = (Arc::new(Barrier::new(2)), Arc::new(Barrier::new(2)));
-        let refresher = {
-            let (versions, reading, done) = (
-                Arc::clone(&versions),
-                Arc::clone(&reading),
-                Arc::clone(&done),
-            );
-            std::thread::spawn(move || {
-                versions.current(b"a:b:", || {
-                    reading.wait();
-                    done.wait();
-                    Ok::<_, ()>(1)
-                })
-            })
-        };
+        let Refresh {
+            versions,
+            reading,
+            done,
+            refresher,
+        } = refresh_in_flight(1);
         reading.wait();
         versions.bumped(b"a:b:", 2);
         done.wait();
