@@ -2,22 +2,21 @@
 //! size bound, the atomic low-level API, corrupt bytes, the exclusive lock and a SIGKILL
 //! in the middle of a write burst.
 //!
-//! The cross-process tests re-run this test binary as a child (`CHILD_ROLE` set, only
-//! `child_process_entry` selected), so they need no example build and no shell.
+//! The cross-process tests re-run this test binary as a child
+//! ([`instances`](cachemacro_test_support::instances), only `instance_entry` selected), so
+//! they need no example build and no shell.
 
 #![cfg(feature = "disk")]
 
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Barrier, OnceLock};
 use std::thread;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use cachemacro_runtime::{memoize, CacheApi, DiskStore, Store, StoreError};
+use cachemacro_test_support::instances::{self, Instance};
 
-const CHILD_ROLE: &str = "CACHEMACRO_DISK_TEST_ROLE";
 const CHILD_DIR: &str = "CACHEMACRO_DISK_TEST_DIR";
 
 /// A directory under the system's temp dir, unique to this test run, removed on drop.
@@ -47,55 +46,31 @@ impl Drop for TempDir {
     }
 }
 
-/// This test binary, run again with only `child_process_entry` selected and `role`
-/// telling it what to do in `dir`.
-fn child(role: &str, dir: &Path) -> Command {
-    let mut command = Command::new(std::env::current_exe().unwrap());
-    command
-        .args([
-            "child_process_entry",
-            "--exact",
-            "--nocapture",
-            "--test-threads=1",
-        ])
-        .env(CHILD_ROLE, role)
-        .env(CHILD_DIR, dir)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    command
-}
-
-/// What follows `prefix` on a line of the child's output (the first one shares its line
-/// with libtest's "test child_process_entry ... ").
-fn after<'a>(line: &'a str, prefix: &str) -> Option<&'a str> {
-    line.find(prefix).map(|at| &line[at + prefix.len()..])
-}
-
-/// What follows `prefix` on each line of the child's output that has it.
-fn reported(stdout: &[u8], prefix: &str) -> Vec<String> {
-    String::from_utf8_lossy(stdout)
-        .lines()
-        .filter_map(|line| after(line, prefix).map(str::to_owned))
-        .collect()
-}
-
-/// What a child process does; a no-op in a normal test run.
+/// The instance entry: what a child process does; a no-op in a normal test run.
 #[test]
-fn child_process_entry() {
-    let Ok(role) = std::env::var(CHILD_ROLE) else {
+fn instance_entry() {
+    let Some(role) = instances::role() else {
         return;
     };
-    let dir = PathBuf::from(std::env::var(CHILD_DIR).unwrap());
+    let dir = PathBuf::from(instances::setting(CHILD_DIR));
     match role.as_str() {
         "memoize" => memoize_in_child(dir),
         "write_burst" => write_burst(&dir),
         "open" => match DiskStore::open(&dir) {
-            Ok(_) => println!("opened"),
-            Err(error) => println!("error: {error}"),
+            Ok(_) => instances::report("opened", ""),
+            Err(error) => instances::report("error", error),
         },
         other => panic!("unknown role {other}"),
     }
+}
+
+/// This test binary, run again as an instance playing `role` in `dir`.
+fn child(role: &str, dir: &Path) -> Instance {
+    Instance::start(
+        "instance_entry",
+        role,
+        &[(CHILD_DIR, dir.to_str().expect("a UTF-8 temp dir"))],
+    )
 }
 
 // --- memoized results survive the process -------------------------------------------
@@ -137,30 +112,26 @@ fn memoize_in_child(dir: PathBuf) {
     assert_eq!(answers[2], vec!["EC11 high street", "5 km"]);
     assert_eq!(answers[3], vec!["EC1 high street", "15 km"]);
     assert_eq!(opening_hours(7), (7, "9-17".to_owned()));
-    println!("nearby_calls {}", NEARBY_CALLS.load(Ordering::SeqCst));
-    println!("opening_calls {}", OPENING_CALLS.load(Ordering::SeqCst));
+    instances::report("nearby_calls", NEARBY_CALLS.load(Ordering::SeqCst));
+    instances::report("opening_calls", OPENING_CALLS.load(Ordering::SeqCst));
     let stats = nearby_stores::stats();
-    println!("nearby_entries {}", stats.entries);
-    println!("errors {}", stats.errors + opening_hours::stats().errors);
+    instances::report("nearby_entries", stats.entries);
+    instances::report("errors", stats.errors + opening_hours::stats().errors);
 }
 
 #[test]
 fn memoized_results_survive_the_process_and_are_read_by_the_next_one() {
     let dir = TempDir::new("memoize");
     let run = || {
-        let output = child("memoize", dir.path()).output().unwrap();
-        assert!(
-            output.status.success(),
-            "child failed: {}",
-            String::from_utf8_lossy(&output.stderr)
+        let mut instance = child("memoize", dir.path());
+        let answers = (
+            instance.expect("nearby_calls"),
+            instance.expect("opening_calls"),
+            instance.expect("nearby_entries"),
+            instance.expect("errors"),
         );
-        let value = |name: &str| reported(&output.stdout, &format!("{name} "))[0].clone();
-        (
-            value("nearby_calls"),
-            value("opening_calls"),
-            value("nearby_entries"),
-            value("errors"),
-        )
+        instance.finish();
+        answers
     };
     // First process: three distinct keys computed, one call a hit.
     assert_eq!(run(), ("3".into(), "1".into(), "3".into(), "0".into()));
@@ -438,21 +409,20 @@ fn a_second_open_of_the_directory_is_a_clear_error() {
         other => panic!("expected Unavailable, got {other:?}"),
     }
     // From another process.
-    let output = child("open", dir.path()).output().unwrap();
-    assert!(output.status.success());
-    let errors = reported(&output.stdout, "error: ");
-    assert_eq!(
-        errors.len(),
-        1,
-        "{}",
-        String::from_utf8_lossy(&output.stdout)
-    );
-    expect_clear(errors[0].clone());
+    let mut other = child("open", dir.path());
+    let (name, message) = other.next_report().expect("the instance reports");
+    assert_eq!(name, "error", "{message}");
+    expect_clear(message);
+    other.finish();
 
     // Once the store is dropped, the directory is free again.
     drop(store);
-    let output = child("open", dir.path()).output().unwrap();
-    assert_eq!(reported(&output.stdout, "opened").len(), 1);
+    let mut other = child("open", dir.path());
+    assert_eq!(
+        other.next_report().map(|(name, _)| name).as_deref(),
+        Some("opened")
+    );
+    other.finish();
 }
 
 // --- crash safety ---------------------------------------------------------------------
@@ -461,46 +431,32 @@ fn burst_value(n: u64) -> String {
     format!("value {n} {}", "x".repeat((n % 97) as usize))
 }
 
-/// Writes entries until killed, printing each key once its commit has returned.
+/// Writes entries until killed, reporting each key once its commit has returned.
 fn write_burst(dir: &Path) {
-    use std::io::Write;
     let store = DiskStore::open(dir).unwrap();
-    let stdout = std::io::stdout();
     for n in 0u64.. {
         store.insert(n, burst_value(n), None).unwrap();
-        let mut out = stdout.lock();
-        writeln!(out, "committed {n}").unwrap();
-        out.flush().unwrap();
+        instances::report("committed", n);
     }
 }
 
 #[test]
 fn sigkill_during_a_write_burst_keeps_every_committed_entry() {
     let dir = TempDir::new("sigkill");
-    let mut burst = child("write_burst", dir.path()).spawn().unwrap();
-    let mut lines = BufReader::new(burst.stdout.take().unwrap()).lines();
+    let mut burst = child("write_burst", dir.path());
     let mut committed = Vec::new();
     while committed.len() < 150 {
-        let line = lines
-            .next()
-            .expect("the child stopped writing early")
-            .unwrap();
-        if let Some(n) = after(&line, "committed ") {
-            committed.push(n.parse::<u64>().unwrap());
-        }
+        let n = burst.expect("committed");
+        committed.push(n.parse::<u64>().unwrap());
     }
     // SIGKILL while it is in the middle of its next commits.
-    burst.kill().unwrap();
-    for line in lines {
-        let line = line.unwrap();
-        if let Some(n) = after(&line, "committed ") {
-            // The last line may be cut short by the kill: then it was not all printed.
-            if let Ok(n) = n.parse::<u64>() {
-                committed.push(n);
-            }
+    burst.kill();
+    while let Some((name, n)) = burst.next_report() {
+        // The last line may be cut short by the kill: then it was not all printed.
+        if let (true, Ok(n)) = (name == "committed", n.parse::<u64>()) {
+            committed.push(n);
         }
     }
-    assert!(!burst.wait().unwrap().success(), "the child was killed");
 
     let store = DiskStore::open(dir.path()).expect("the store opens after the crash");
     for &n in &committed {

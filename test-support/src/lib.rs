@@ -11,6 +11,7 @@
 //! println!("{} and {}", redis.url(), memcached.address());
 //! ```
 
+pub mod instances;
 pub mod postgres;
 
 use std::collections::BTreeSet;
