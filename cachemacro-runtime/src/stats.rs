@@ -55,6 +55,21 @@ pub struct CacheStats {
 
 impl CacheStats {
     /// Hits divided by all calls; `0.0` before the first call.
+    ///
+    /// ```
+    /// use cachemacro_runtime::memoize;
+    ///
+    /// #[memoize]
+    /// fn square(n: u64) -> u64 {
+    ///     n * n
+    /// }
+    ///
+    /// square(3);
+    /// square(3);
+    /// square(3);
+    /// square(4);
+    /// assert_eq!(square::stats().hit_ratio(), 0.5);
+    /// ```
     pub fn hit_ratio(&self) -> f64 {
         let calls = self.hits + self.misses;
         if calls == 0 {

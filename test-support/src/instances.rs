@@ -101,6 +101,14 @@ pub fn wait_for(line: &str) {
 }
 
 /// One instance: this test binary running only its instance entry, in a role.
+///
+/// ```no_run
+/// use cachemacro_test_support::instances::Instance;
+///
+/// let mut reader = Instance::start("instance_entry", "read", &[]);
+/// assert_eq!(reader.expect("calls"), "0");
+/// reader.finish();
+/// ```
 pub struct Instance {
     role: String,
     child: Child,

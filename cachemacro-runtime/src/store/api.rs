@@ -14,6 +14,21 @@ use crate::store::{Store, StoreError};
 ///
 /// What it holds depends on the store (memcached's CAS id, the bytes Redis held);
 /// treat it as opaque.
+///
+/// ```
+/// use cachemacro_runtime::{CacheApi, MemoryStore};
+///
+/// // The hit counter, bumped by read-modify-write that loses no update.
+/// let store: MemoryStore<&str, i64> = MemoryStore::new();
+/// loop {
+///     let (seen, token) = store.gets(&"views")?.unwrap_or((0, store.absent_token()));
+///     if store.cas("views", seen + 1, &token, None)? {
+///         break;
+///     }
+/// }
+/// assert_eq!(store.gets(&"views")?.map(|(views, _)| views), Some(1));
+/// # Ok::<(), cachemacro_runtime::StoreError>(())
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CasToken(pub(crate) CasTokenRepr);
 

@@ -50,6 +50,15 @@ use std::time::Duration;
 /// The memoization layer never hands this error to the memoized function's caller: it
 /// counts it in [`CacheStats::errors`](crate::CacheStats::errors), logs it through
 /// `tracing` and computes the value as if the cache had missed.
+///
+/// ```
+/// use std::time::Duration;
+/// use cachemacro_runtime::StoreError;
+///
+/// // A store of your own says what went wrong; the memoization layer counts it and computes.
+/// let timed_out = StoreError::Timeout(Duration::from_millis(100));
+/// assert_eq!(timed_out.to_string(), "cache backend timed out after 100ms");
+/// ```
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum StoreError {

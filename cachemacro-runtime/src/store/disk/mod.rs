@@ -210,6 +210,18 @@ impl DiskStore {
 
     /// Settings for the store in `dir`; see [`DiskStoreBuilder`]. Nothing is opened
     /// until [`build`](DiskStoreBuilder::build).
+    ///
+    /// ```
+    /// # #[cfg(feature = "disk")] {
+    /// use cachemacro_runtime::DiskStore;
+    /// # let dir = std::env::temp_dir().join(format!("cachemacro-doc-builder-{}", std::process::id()));
+    ///
+    /// let store = DiskStore::builder(&dir).namespace("pages").build()?;
+    /// # drop(store);
+    /// # std::fs::remove_dir_all(&dir).unwrap();
+    /// # }
+    /// # Ok::<(), cachemacro_runtime::StoreError>(())
+    /// ```
     pub fn builder(dir: impl AsRef<Path>) -> DiskStoreBuilder {
         StoreBuilder::with_options(
             DiskOptions {
@@ -264,6 +276,18 @@ impl<C: Codec> DiskStoreBuilder<C> {
     /// each). A write that goes past it evicts entries in expiry order — soonest expiry
     /// first, then entries without expiry, oldest written first — until the total fits,
     /// in the same transaction. Default: no bound.
+    ///
+    /// ```
+    /// # #[cfg(feature = "disk")] {
+    /// use cachemacro_runtime::DiskStore;
+    /// # let dir = std::env::temp_dir().join(format!("cachemacro-doc-max-bytes-{}", std::process::id()));
+    ///
+    /// let store = DiskStore::builder(&dir).max_bytes(64 << 20).build()?;
+    /// # drop(store);
+    /// # std::fs::remove_dir_all(&dir).unwrap();
+    /// # }
+    /// # Ok::<(), cachemacro_runtime::StoreError>(())
+    /// ```
     pub fn max_bytes(mut self, bytes: u64) -> Self {
         self.options.max_bytes = Some(bytes);
         self
@@ -272,6 +296,18 @@ impl<C: Codec> DiskStoreBuilder<C> {
     /// At most this many expired entries are deleted by each write, which keeps every
     /// write's cost bounded however many entries expired while the store was closed.
     /// Default 32; `0` leaves expired entries to be deleted when read.
+    ///
+    /// ```
+    /// # #[cfg(feature = "disk")] {
+    /// use cachemacro_runtime::DiskStore;
+    /// # let dir = std::env::temp_dir().join(format!("cachemacro-doc-sweep-{}", std::process::id()));
+    ///
+    /// let store = DiskStore::builder(&dir).sweep_batch(128).build()?;
+    /// # drop(store);
+    /// # std::fs::remove_dir_all(&dir).unwrap();
+    /// # }
+    /// # Ok::<(), cachemacro_runtime::StoreError>(())
+    /// ```
     pub fn sweep_batch(mut self, entries: usize) -> Self {
         self.options.sweep_batch = entries;
         self
@@ -281,6 +317,18 @@ impl<C: Codec> DiskStoreBuilder<C> {
     /// Fails with [`StoreError::Unavailable`] if the directory cannot be created, or
     /// another process (or another `DiskStore` of this one) has it open. A store left
     /// behind by a crashed process is repaired by this call.
+    ///
+    /// ```
+    /// # #[cfg(feature = "disk")] {
+    /// use cachemacro_runtime::DiskStore;
+    /// # let dir = std::env::temp_dir().join(format!("cachemacro-doc-build-{}", std::process::id()));
+    ///
+    /// let store = DiskStore::builder(&dir).build()?;
+    /// # drop(store);
+    /// # std::fs::remove_dir_all(&dir).unwrap();
+    /// # }
+    /// # Ok::<(), cachemacro_runtime::StoreError>(())
+    /// ```
     pub fn build(self) -> Result<DiskStore<C>, StoreError> {
         let DiskOptions {
             dir,

@@ -19,6 +19,13 @@ use crate::store::{StoreError, StoreStats};
 /// (`<prefix>:<namespace>:<version>:`, with `:` escaped inside the parts), the rest the
 /// encoded key itself. A backend that needs the namespace (to clear it, or to count per
 /// namespace) finds it with [`namespace_of`].
+///
+/// ```
+/// use cachemacro_runtime::backend::Op;
+///
+/// let op = Op::Incr { key: b"bookshop:views:1:/books/312".to_vec(), delta: 1, create: true };
+/// assert_eq!(op.name(), "incr");
+/// ```
 #[derive(Debug, Clone)]
 #[non_exhaustive]
 pub enum Op {
@@ -78,6 +85,12 @@ pub enum Op {
 
 impl Op {
     /// The operation's name, for logs and errors.
+    ///
+    /// ```
+    /// use cachemacro_runtime::backend::Op;
+    ///
+    /// assert_eq!(Op::Get { key: b"k".to_vec() }.name(), "get");
+    /// ```
     pub fn name(&self) -> &'static str {
         match self {
             Op::Get { .. } => "get",
@@ -98,6 +111,13 @@ impl Op {
 
     /// The keys the operation reads or writes; empty for [`Op::Clear`], which reaches the
     /// servers of [`Backend::clear_route`].
+    ///
+    /// ```
+    /// use cachemacro_runtime::backend::Op;
+    ///
+    /// let op = Op::Move { from: b"a".to_vec(), to: b"b".to_vec() };
+    /// assert_eq!(op.keys(), [b"a".as_slice(), b"b".as_slice()]);
+    /// ```
     pub fn keys(&self) -> Vec<&[u8]> {
         match self {
             Op::Get { key }
@@ -119,6 +139,17 @@ impl Op {
 }
 
 /// A backend's answer to an [`Op`]; which variant answers which operation is given there.
+///
+/// ```
+/// use cachemacro_runtime::backend::{Op, Reply};
+///
+/// // What a backend answers a delete: whether the key existed.
+/// fn delete(op: &Op, existed: bool) -> Reply {
+///     assert!(matches!(op, Op::Delete { .. }));
+///     Reply::Applied(existed)
+/// }
+/// assert_eq!(delete(&Op::Delete { key: b"k".to_vec() }, true), Reply::Applied(true));
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum Reply {

@@ -36,6 +36,22 @@ use crate::store::{Store, StoreError, StoreStats};
 /// [`StoreBuilder::over`](builder::StoreBuilder::over) (see [`Backend`] for a complete example).
 ///
 /// Clones share the backend, its connections and its fail-fast state.
+///
+/// ```
+/// use cachemacro_runtime::backend::{Backend, Op, Reply};
+/// use cachemacro_runtime::{EncodedStore, StoreBuilder, StoreError};
+/// # #[derive(Clone)] struct Nowhere;
+/// # impl Backend for Nowhere {
+/// #     fn execute(&self, op: Op) -> Result<Reply, StoreError> { Err(StoreError::Unsupported(op.name())) }
+/// # }
+/// use cachemacro_runtime::Store;
+///
+/// let store: EncodedStore<Nowhere> = StoreBuilder::over(Nowhere).build()?;
+/// // A fault of the backend is the store's error; a memoized function would compute.
+/// let read: Result<Option<u32>, _> = store.get(&7u32);
+/// assert!(matches!(read, Err(StoreError::Unsupported("get"))));
+/// # Ok::<(), StoreError>(())
+/// ```
 pub struct EncodedStore<B, C = MessagePack> {
     backend: B,
     codec: Arc<C>,
@@ -72,6 +88,19 @@ impl<B: Backend, C: Codec> EncodedStore<B, C> {
     }
 
     /// The backend under this store.
+    ///
+    /// ```
+    /// use cachemacro_runtime::backend::{Backend, Op, Reply};
+    /// use cachemacro_runtime::{EncodedStore, StoreBuilder, StoreError};
+    /// # #[derive(Clone)] struct Nowhere;
+    /// # impl Backend for Nowhere {
+    /// #     fn execute(&self, op: Op) -> Result<Reply, StoreError> { Err(StoreError::Unsupported(op.name())) }
+    /// # }
+    ///
+    /// let store: EncodedStore<Nowhere> = StoreBuilder::over(Nowhere).build()?;
+    /// let _backend: &Nowhere = store.backend();
+    /// # Ok::<(), StoreError>(())
+    /// ```
     pub fn backend(&self) -> &B {
         &self.backend
     }

@@ -126,6 +126,15 @@ impl MemcachedStore {
     /// Settings for a pool over `servers`, each `host:port`: prefix `cachemacro`, connect
     /// timeout 50 ms, operation timeout 100 ms, retry after 1 s, up to 4 connections a
     /// server, namespace versions re-read every second.
+    ///
+    /// ```
+    /// use cachemacro_runtime::MemcachedStore;
+    ///
+    /// let store = MemcachedStore::builder(["10.0.0.1:11211", "10.0.0.2:11211"])
+    ///     .prefix("bookshop")
+    ///     .build();
+    /// assert!(store.is_ok()); // nothing is connected until the first call
+    /// ```
     pub fn builder<S: Into<String>>(servers: impl IntoIterator<Item = S>) -> MemcachedStoreBuilder {
         StoreBuilder::with_options(
             MemcachedOptions {
