@@ -4,8 +4,7 @@
 
 #![cfg(all(feature = "redis", feature = "memcached"))]
 
-use std::sync::{Arc, Barrier};
-use std::thread;
+use std::sync::Arc;
 use std::time::Duration;
 
 use cachemacro_runtime::{CacheApi, MemcachedStore, RedisStore};
@@ -30,26 +29,10 @@ fn memcached_client(server: &MemcachedServer) -> MemcachedStore {
 }
 
 /// Runs `per_thread` on `THREADS` threads released together, each with its own client
-/// (as separate application processes would have).
-fn race<S: Send + 'static>(
-    clients: impl Fn() -> S,
-    per_thread: impl Fn(&S) + Send + Sync + 'static,
-) {
-    let barrier = Arc::new(Barrier::new(THREADS));
-    let per_thread = Arc::new(per_thread);
-    let handles: Vec<_> = (0..THREADS)
-        .map(|_| {
-            let (client, barrier, per_thread) =
-                (clients(), Arc::clone(&barrier), Arc::clone(&per_thread));
-            thread::spawn(move || {
-                barrier.wait();
-                per_thread(&client);
-            })
-        })
-        .collect();
-    handles
-        .into_iter()
-        .for_each(|handle| handle.join().unwrap());
+/// (as separate application processes would have; `app_instances.rs` races real ones).
+fn race<S: Sync>(clients: impl Fn() -> S, per_thread: impl Fn(&S) + Sync) {
+    let clients: Vec<S> = (0..THREADS).map(|_| clients()).collect();
+    cachemacro_test_support::race(THREADS, |thread| per_thread(&clients[thread]));
 }
 
 fn counter<S: CacheApi<String, i64>>(store: &S) -> i64 {

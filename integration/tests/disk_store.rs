@@ -10,12 +10,13 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Barrier, OnceLock};
+use std::sync::{Arc, OnceLock};
 use std::thread;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use cachemacro_runtime::{memoize, CacheApi, DiskStore, Store, StoreError};
 use cachemacro_test_support::instances::{self, Instance};
+use cachemacro_test_support::race;
 
 const CHILD_DIR: &str = "CACHEMACRO_DISK_TEST_DIR";
 
@@ -228,30 +229,18 @@ fn max_bytes_is_respected_and_the_total_survives_reopen() {
 #[test]
 fn incr_from_eight_threads_loses_no_increment() {
     let dir = TempDir::new("incr");
-    let store = Arc::new(
-        DiskStore::builder(dir.path())
-            .namespace("counters")
-            .build()
-            .unwrap(),
-    );
-    let barrier = Arc::new(Barrier::new(8));
-    let threads: Vec<_> = (0..8)
-        .map(|_| {
-            let (store, barrier) = (Arc::clone(&store), Arc::clone(&barrier));
-            thread::spawn(move || {
-                barrier.wait();
-                for _ in 0..500 {
-                    CacheApi::<&str, i64>::incr(&*store, &"hits", 1).unwrap();
-                }
-            })
-        })
-        .collect();
-    for thread in threads {
-        thread.join().unwrap();
-    }
+    let store = DiskStore::builder(dir.path())
+        .namespace("counters")
+        .build()
+        .unwrap();
+    race(8, |_| {
+        for _ in 0..500 {
+            CacheApi::<&str, i64>::incr(&store, &"hits", 1).unwrap();
+        }
+    });
     assert_eq!(store.get(&"hits").unwrap(), Some(4_000i64));
     assert_eq!(
-        CacheApi::<&str, i64>::decr(&*store, &"hits", 1_500).unwrap(),
+        CacheApi::<&str, i64>::decr(&store, &"hits", 1_500).unwrap(),
         2_500
     );
     // A counter reads back as any integer type.
@@ -264,31 +253,22 @@ type Ledger = Vec<(u32, u32)>;
 #[test]
 fn cas_loops_from_several_threads_apply_every_update() {
     let dir = TempDir::new("cas");
-    let store = Arc::new(DiskStore::open(dir.path()).unwrap());
-    let barrier = Arc::new(Barrier::new(4));
-    let threads: Vec<_> = (0..4u32)
-        .map(|thread_id| {
-            let (store, barrier) = (Arc::clone(&store), Arc::clone(&barrier));
-            thread::spawn(move || {
-                barrier.wait();
-                for round in 0..50u32 {
-                    loop {
-                        let (mut seen, token): (Ledger, _) = match store.gets(&"ledger").unwrap() {
-                            Some(found) => found,
-                            None => (Vec::new(), CacheApi::<&str, Ledger>::absent_token(&*store)),
-                        };
-                        seen.push((thread_id, round));
-                        if store.cas("ledger", seen, &token, None).unwrap() {
-                            break;
-                        }
-                    }
+    let store = DiskStore::open(dir.path()).unwrap();
+    race(4, |thread_id| {
+        let thread_id = thread_id as u32;
+        for round in 0..50u32 {
+            loop {
+                let (mut seen, token): (Ledger, _) = match store.gets(&"ledger").unwrap() {
+                    Some(found) => found,
+                    None => (Vec::new(), CacheApi::<&str, Ledger>::absent_token(&store)),
+                };
+                seen.push((thread_id, round));
+                if store.cas("ledger", seen, &token, None).unwrap() {
+                    break;
                 }
-            })
-        })
-        .collect();
-    for thread in threads {
-        thread.join().unwrap();
-    }
+            }
+        }
+    });
     let ledger: Vec<(u32, u32)> = store.get(&"ledger").unwrap().unwrap();
     assert_eq!(ledger.len(), 200);
     for thread_id in 0..4 {

@@ -3,11 +3,12 @@
 
 use std::panic;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{mpsc, Arc, Barrier};
+use std::sync::mpsc;
 use std::thread;
 use std::time::Duration;
 
 use cachemacro_runtime::memoize;
+use cachemacro_test_support::race;
 
 static NEARBY_CALLS: AtomicUsize = AtomicUsize::new(0);
 
@@ -51,18 +52,8 @@ fn slow_square(n: u64) -> u64 {
 
 #[test]
 fn sixteen_threads_on_one_cold_key_compute_once() {
-    let barrier = Arc::new(Barrier::new(16));
-    let handles: Vec<_> = (0..16)
-        .map(|_| {
-            let barrier = Arc::clone(&barrier);
-            thread::spawn(move || {
-                barrier.wait();
-                slow_square(12)
-            })
-        })
-        .collect();
-    for handle in handles {
-        assert_eq!(handle.join().unwrap(), 144);
+    for answer in race(16, |_| slow_square(12)) {
+        assert_eq!(answer, 144);
     }
     assert_eq!(SLOW_CALLS.load(Ordering::SeqCst), 1);
     let stats = slow_square::stats();
@@ -183,17 +174,7 @@ fn leader_panics(n: u32) -> u32 {
 
 #[test]
 fn followers_of_a_panicking_leader_recompute_once() {
-    let barrier = Arc::new(Barrier::new(8));
-    let handles: Vec<_> = (0..8)
-        .map(|_| {
-            let barrier = Arc::clone(&barrier);
-            thread::spawn(move || {
-                barrier.wait();
-                panic::catch_unwind(|| leader_panics(3)).ok()
-            })
-        })
-        .collect();
-    let results: Vec<_> = handles.into_iter().map(|h| h.join().unwrap()).collect();
+    let results = race(8, |_| panic::catch_unwind(|| leader_panics(3)).ok());
     assert_eq!(results.iter().filter(|r| r.is_none()).count(), 1);
     assert!(results.iter().flatten().all(|&value| value == 3));
     // One failed leader, then exactly one successful computation for the followers.
@@ -411,18 +392,7 @@ fn cold(key: u32) -> u32 {
 
 #[test]
 fn sixty_four_threads_on_eight_cold_keys_compute_exactly_eight_times() {
-    let barrier = Arc::new(Barrier::new(64));
-    let handles: Vec<_> = (0..64u32)
-        .map(|n| {
-            let barrier = Arc::clone(&barrier);
-            thread::spawn(move || {
-                barrier.wait();
-                (n % 8, cold(n % 8))
-            })
-        })
-        .collect();
-    for handle in handles {
-        let (key, value) = handle.join().unwrap();
+    for (key, value) in race(64, |n| (n as u32 % 8, cold(n as u32 % 8))) {
         assert_eq!(key, value);
     }
     assert_eq!(COLD_CALLS.load(Ordering::SeqCst), 8);

@@ -5,12 +5,12 @@
 #![cfg(feature = "redis")]
 
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{Arc, Barrier, OnceLock};
+use std::sync::{Arc, OnceLock};
 use std::thread;
 use std::time::{Duration, Instant};
 
 use cachemacro_runtime::{memoize, RedisStore};
-use cachemacro_test_support::RedisServer;
+use cachemacro_test_support::{race, RedisServer};
 
 const RETRY_AFTER: Duration = Duration::from_millis(500);
 const OUTAGE: Duration = Duration::from_secs(2);
@@ -38,26 +38,18 @@ fn allowed_attempts() -> u64 {
 /// `CALLERS` threads calling `memoized` on new keys for `OUTAGE`, each call checked
 /// against `expected`; the number of calls made.
 fn race_through_outage(memoized: fn(u64) -> u64, expected: fn(u64) -> u64) -> usize {
-    let barrier = Arc::new(Barrier::new(CALLERS));
-    (0..CALLERS)
-        .map(|thread| {
-            let barrier = Arc::clone(&barrier);
-            thread::spawn(move || {
-                barrier.wait();
-                let (started, mut calls) = (Instant::now(), 0);
-                let mut n = 1_000 * thread as u64;
-                while started.elapsed() < OUTAGE {
-                    n += 1;
-                    assert_eq!(memoized(n), expected(n), "every call gets its value");
-                    calls += 1;
-                }
-                calls
-            })
-        })
-        .collect::<Vec<_>>()
-        .into_iter()
-        .map(|thread| thread.join().unwrap())
-        .sum()
+    race(CALLERS, |thread| {
+        let (started, mut calls) = (Instant::now(), 0);
+        let mut n = 1_000 * thread as u64;
+        while started.elapsed() < OUTAGE {
+            n += 1;
+            assert_eq!(memoized(n), expected(n), "every call gets its value");
+            calls += 1;
+        }
+        calls
+    })
+    .into_iter()
+    .sum()
 }
 
 static SYNC_STORE: OnceLock<RedisStore> = OnceLock::new();

@@ -8,7 +8,7 @@ use std::thread;
 use std::time::Duration;
 
 use cachemacro_runtime::{memoize, RedisStore, Store};
-use cachemacro_test_support::{free_port, RedisCluster, RedisServer};
+use cachemacro_test_support::{free_port, race, RedisCluster, RedisServer};
 
 fn store_at(url: &OnceLock<String>) -> RedisStore {
     RedisStore::builder(url.get().expect("test sets the URL first").as_str())
@@ -357,21 +357,11 @@ fn sync_callers_on_many_threads_share_a_bounded_pool_of_connections() {
             .unwrap(),
     );
     Store::<u32, u32>::insert(&*store, 1, 10, None).unwrap();
-    let barrier = Arc::new(std::sync::Barrier::new(8));
-    let threads: Vec<_> = (0..8)
-        .map(|_| {
-            let (store, barrier) = (Arc::clone(&store), Arc::clone(&barrier));
-            thread::spawn(move || {
-                barrier.wait();
-                for _ in 0..300 {
-                    assert_eq!(Store::<u32, u32>::get(&*store, &1).unwrap(), Some(10));
-                }
-            })
-        })
-        .collect();
-    threads
-        .into_iter()
-        .for_each(|thread| thread.join().unwrap());
+    race(8, |_| {
+        for _ in 0..300 {
+            assert_eq!(Store::<u32, u32>::get(&*store, &1).unwrap(), Some(10));
+        }
+    });
 
     // Connected clients besides the one asking: the pool opened more than one
     // connection for the racing threads, and never more than its size.

@@ -3,11 +3,11 @@
 //! computing (GET, GET, SET), which for a remote store doubles a miss's latency.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Barrier};
 use std::thread;
 use std::time::Duration;
 
 use cachemacro_runtime::{memoize, MemoryStore, Store, StoreError, StoreStats};
+use cachemacro_test_support::race;
 
 /// How often a store was read and written.
 #[derive(Default)]
@@ -139,18 +139,8 @@ fn slow_square(n: u64) -> u64 {
 
 #[test]
 fn sixteen_threads_on_a_cold_key_compute_and_write_once() {
-    let barrier = Arc::new(Barrier::new(16));
-    let threads: Vec<_> = (0..16)
-        .map(|_| {
-            let barrier = Arc::clone(&barrier);
-            thread::spawn(move || {
-                barrier.wait();
-                slow_square(12)
-            })
-        })
-        .collect();
-    for thread in threads {
-        assert_eq!(thread.join().unwrap(), 144);
+    for answer in race(16, |_| slow_square(12)) {
+        assert_eq!(answer, 144);
     }
     assert_eq!(CONCURRENT_CALLS.load(Ordering::SeqCst), 1);
     let (gets, inserts) = CONCURRENT_TRIPS.counts();

@@ -9,8 +9,8 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use cachemacro_runtime::{memoize, sql, CacheApi, SqlStore, SqlStoreBuilder, Store, StoreError};
-use cachemacro_test_support::free_port;
 use cachemacro_test_support::postgres::PostgresServer;
+use cachemacro_test_support::{free_port, race};
 
 /// Generous timeouts: the machine running the tests is shared and slow at times, and a
 /// timed-out read would silently turn a hit into a computation.
@@ -172,32 +172,19 @@ fn async_callers_share_one_computation_and_other_instances_hit() {
 #[test]
 fn a_hit_counter_of_8_threads_x_2000_incr_is_exact() {
     let server = PostgresServer::start();
-    let store = Arc::new(
-        builder(&server.url())
-            .namespace("counters")
-            .build()
-            .unwrap(),
-    );
-    let barrier = Arc::new(Barrier::new(8));
-    let threads: Vec<_> = (0..8)
-        .map(|_| {
-            let store = Arc::clone(&store);
-            let barrier = Arc::clone(&barrier);
-            thread::spawn(move || {
-                barrier.wait();
-                for _ in 0..2_000 {
-                    CacheApi::<&str, i64>::incr(&*store, &"hit_count", 1).unwrap();
-                }
-            })
-        })
-        .collect();
-    for thread in threads {
-        thread.join().unwrap();
-    }
+    let store = builder(&server.url())
+        .namespace("counters")
+        .build()
+        .unwrap();
+    race(8, |_| {
+        for _ in 0..2_000 {
+            CacheApi::<&str, i64>::incr(&store, &"hit_count", 1).unwrap();
+        }
+    });
     let hits: Option<i64> = store.get(&"hit_count").unwrap();
     assert_eq!(hits, Some(16_000));
     assert_eq!(
-        CacheApi::<&str, i64>::decr(&*store, &"hit_count", 6_000).unwrap(),
+        CacheApi::<&str, i64>::decr(&store, &"hit_count", 6_000).unwrap(),
         10_000
     );
 }
@@ -208,37 +195,28 @@ fn a_hit_counter_of_8_threads_x_2000_incr_is_exact() {
 #[test]
 fn a_gets_cas_retry_loop_never_loses_an_update() {
     let server = PostgresServer::start();
-    let store = Arc::new(builder(&server.url()).namespace("cas").build().unwrap());
-    let barrier = Arc::new(Barrier::new(8));
-    let retries = Arc::new(AtomicUsize::new(0));
-    let threads: Vec<_> = (0..8)
-        .map(|thread_id| {
-            let (store, barrier, retries) =
-                (Arc::clone(&store), Arc::clone(&barrier), Arc::clone(&retries));
-            thread::spawn(move || {
-                barrier.wait();
-                for _ in 0..200 {
-                    loop {
-                        let (mut tally, token) = match store.gets(&"tally").unwrap() {
-                            Some(found) => found,
-                            None => (
-                                std::collections::BTreeMap::<String, u64>::new(),
-                                CacheApi::<&str, std::collections::BTreeMap<String, u64>>::absent_token(&*store),
-                            ),
-                        };
-                        *tally.entry(format!("thread {thread_id}")).or_default() += 1;
-                        if store.cas("tally", tally, &token, None).unwrap() {
-                            break;
-                        }
-                        retries.fetch_add(1, Ordering::Relaxed);
-                    }
+    let store = builder(&server.url()).namespace("cas").build().unwrap();
+    let retries = AtomicUsize::new(0);
+    race(8, |thread_id| {
+        for _ in 0..200 {
+            loop {
+                let (mut tally, token) = match store.gets(&"tally").unwrap() {
+                    Some(found) => found,
+                    None => (
+                        std::collections::BTreeMap::<String, u64>::new(),
+                        CacheApi::<&str, std::collections::BTreeMap<String, u64>>::absent_token(
+                            &store,
+                        ),
+                    ),
+                };
+                *tally.entry(format!("thread {thread_id}")).or_default() += 1;
+                if store.cas("tally", tally, &token, None).unwrap() {
+                    break;
                 }
-            })
-        })
-        .collect();
-    for thread in threads {
-        thread.join().unwrap();
-    }
+                retries.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+    });
     let tally: std::collections::BTreeMap<String, u64> = store.get(&"tally").unwrap().unwrap();
     assert_eq!(tally.len(), 8);
     assert!(tally.values().all(|&count| count == 200), "{tally:?}");
@@ -252,24 +230,14 @@ fn a_gets_cas_retry_loop_never_loses_an_update() {
 #[test]
 fn a_naive_get_then_set_counter_loses_updates() {
     let server = PostgresServer::start();
-    let store = Arc::new(builder(&server.url()).namespace("naive").build().unwrap());
-    Store::<&str, i64>::insert(&*store, "count", 0, None).unwrap();
-    let barrier = Arc::new(Barrier::new(8));
-    let threads: Vec<_> = (0..8)
-        .map(|_| {
-            let (store, barrier) = (Arc::clone(&store), Arc::clone(&barrier));
-            thread::spawn(move || {
-                barrier.wait();
-                for _ in 0..500 {
-                    let seen: i64 = store.get(&"count").unwrap().unwrap();
-                    store.insert("count", seen + 1, None).unwrap();
-                }
-            })
-        })
-        .collect();
-    for thread in threads {
-        thread.join().unwrap();
-    }
+    let store = builder(&server.url()).namespace("naive").build().unwrap();
+    Store::<&str, i64>::insert(&store, "count", 0, None).unwrap();
+    race(8, |_| {
+        for _ in 0..500 {
+            let seen: i64 = store.get(&"count").unwrap().unwrap();
+            store.insert("count", seen + 1, None).unwrap();
+        }
+    });
     let count: i64 = store.get(&"count").unwrap().unwrap();
     println!("naive counter: {count} of 4000");
     assert!(count < 4_000, "no update was lost this time: {count}");
@@ -1026,31 +994,19 @@ fn while_the_server_is_down_callers_compute_and_only_one_probe_per_retry_after_r
 #[test]
 fn incr_existing_from_8_threads_is_exact() {
     let server = PostgresServer::start();
-    let store = Arc::new(
-        builder(&server.url())
-            .namespace("existing_race")
-            .build()
-            .unwrap(),
-    );
-    CacheApi::<&str, i64>::incr(&*store, &"hits", 0).unwrap();
-    let barrier = Arc::new(Barrier::new(8));
-    let threads: Vec<_> = (0..8)
-        .map(|_| {
-            let (store, barrier) = (Arc::clone(&store), Arc::clone(&barrier));
-            thread::spawn(move || {
-                barrier.wait();
-                for _ in 0..500 {
-                    let counted = CacheApi::<&str, i64>::incr_existing(&*store, &"hits", 1);
-                    assert!(counted.unwrap().is_some());
-                }
-            })
-        })
-        .collect();
-    for thread in threads {
-        thread.join().unwrap();
-    }
+    let store = builder(&server.url())
+        .namespace("existing_race")
+        .build()
+        .unwrap();
+    CacheApi::<&str, i64>::incr(&store, &"hits", 0).unwrap();
+    race(8, |_| {
+        for _ in 0..500 {
+            let counted = CacheApi::<&str, i64>::incr_existing(&store, &"hits", 1);
+            assert!(counted.unwrap().is_some());
+        }
+    });
     assert_eq!(
-        Store::<&str, i64>::get(&*store, &"hits").unwrap(),
+        Store::<&str, i64>::get(&store, &"hits").unwrap(),
         Some(4_000)
     );
 }

@@ -13,6 +13,9 @@
 
 pub mod instances;
 pub mod postgres;
+mod race;
+
+pub use race::race;
 
 use std::collections::BTreeSet;
 use std::net::{TcpListener, TcpStream};
