@@ -12,6 +12,7 @@
 //! ```
 
 pub mod postgres;
+pub mod sentinel;
 
 use std::collections::BTreeSet;
 use std::net::{TcpListener, TcpStream};

@@ -68,8 +68,7 @@ pub(super) struct Connections {
     pub(super) operation_timeout: Duration,
     /// Connections for sync callers, each opened on first need: a blocking connection
     /// serves one call at a time, so threads that call at once take different ones.
-    /// Each is kept with the value of `blocking_breaks` when it was opened.
-    blocking: Box<[Mutex<Option<(u64, BlockingConnection)>>]>,
+    blocking: Box<[Mutex<BlockingSlot>]>,
     next_blocking: AtomicUsize,
     /// Blocking connections to the one server that broke so far. When one breaks (the
     /// server restarted, or a failover made it a replica) the others opened before most
@@ -81,6 +80,10 @@ pub(super) struct Connections {
     multiplexed: RwLock<Option<(u64, AsyncConnection)>>,
     connects: AtomicU64,
 }
+
+/// A place in the blocking pool: empty until first needed (or after its connection broke),
+/// else the connection with the value of `blocking_breaks` when it was opened.
+type BlockingSlot = Option<(u64, BlockingConnection)>;
 
 pub(super) enum BlockingConnection {
     Single(Connection),
@@ -127,7 +130,7 @@ impl Connections {
 
     /// The first idle connection slot, or, when every one is busy, a turn on one of
     /// them. Trying in order keeps connections unopened until concurrency needs them.
-    fn blocking_slot(&self) -> MutexGuard<'_, Option<(u64, BlockingConnection)>> {
+    fn blocking_slot(&self) -> MutexGuard<'_, BlockingSlot> {
         for slot in self.blocking.iter() {
             match slot.try_lock() {
                 Ok(guard) => return guard,
