@@ -159,14 +159,16 @@ impl RedisStore {
     /// (`redis://host:port/` each, with `user:password@` if they require it) monitor
     /// under `master_name`.
     ///
-    /// Every connection the store opens asks the sentinels, one after another, which node
-    /// is master, and checks with `ROLE` that it is. A failover breaks the connections to
-    /// the old master (or it answers writes with `READONLY` once demoted): each such call
-    /// is a store fault (the caller computes, as in any outage), the connection is dropped,
-    /// and the next one goes to the new master. Lookups run on a thread of the store's
-    /// own (a one-thread tokio runtime, started by the first connect). The master's
-    /// database and credentials are set with [`sentinel_master_db`],
-    /// [`sentinel_master_username`] and [`sentinel_master_password`].
+    /// Every connection the store opens asks the sentinels in turn (the one that answered
+    /// last first, each within the connect timeout) which node is master, and checks with
+    /// `ROLE` that it is. A failover breaks the connections to the old master (or it
+    /// answers writes with `READONLY` once demoted): each such call is a store fault (the
+    /// caller computes, as in any outage, and the server is skipped for `retry_after`),
+    /// the connection is dropped, and the next one goes to the new master. Lookups run on
+    /// a thread of the store's own (a one-thread tokio runtime, started by the first
+    /// connect). The master's database and credentials are set with
+    /// [`sentinel_master_db`], [`sentinel_master_username`] and
+    /// [`sentinel_master_password`].
     ///
     /// [`sentinel_master_db`]: RedisStoreBuilder::sentinel_master_db
     /// [`sentinel_master_username`]: RedisStoreBuilder::sentinel_master_username
@@ -300,7 +302,7 @@ impl<C: Codec> RedisStoreBuilder<C> {
                     nodes,
                     master_name.clone(),
                     master.clone(),
-                    network.connect_timeout * 2 + network.operation_timeout,
+                    network.connect_timeout,
                 )
                 .map_err(|error| {
                     StoreError::Unavailable(format!("invalid Redis Sentinel URLs: {error}"))
@@ -421,7 +423,8 @@ impl Backend for Redis {
             Server::Cluster { nodes, .. } => format!("Redis Cluster ({} seed nodes)", nodes.len()),
             Server::Sentinel(sentinels) => format!(
                 "Redis master `{}` ({} sentinels)",
-                sentinels.master_name, sentinels.count
+                sentinels.master_name,
+                sentinels.count()
             ),
         }
     }

@@ -1,15 +1,18 @@
 //! Finding the current master of a Sentinel-managed Redis: asked anew for every connection
 //! the store opens, so that a connection opened after a failover goes to the new master.
 //!
-//! redis-rs' [`Sentinel`] asks each sentinel in turn for the master (`SENTINEL MASTERS`),
-//! skips one it flags down, and checks with `ROLE` that the node it names is a master.
-//! Its blocking lookup opens connections with no connect or read timeout, so a stalled
-//! sentinel would hang a sync caller; the async lookup is bounded, so both kinds of
-//! caller use that one, on a runtime of the store's own: the sentinel connections it
-//! caches then outlive any caller's runtime.
+//! Each sentinel is asked in turn, starting with the one that answered last, and gets the
+//! connect timeout to answer, so a dead or stalled sentinel costs one lookup that much
+//! and the next lookups nothing. The asking is redis-rs' [`Sentinel`], one per sentinel:
+//! `SENTINEL MASTERS`, the master of that name unless the sentinel flags it down, then
+//! `ROLE` on the node named, which must say master. redis-rs' blocking lookup opens its
+//! connections with no timeout at all, so both kinds of caller use the async one, on a
+//! runtime of the store's own: the sentinel connections it caches then outlive any
+//! caller's runtime.
 
 use std::future::Future;
 use std::io;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -22,17 +25,16 @@ use crate::store::encoded::bridge::OwnRuntime;
 pub(super) struct Sentinels {
     /// The name the sentinels monitor the master under.
     pub(super) master_name: String,
-    /// How many sentinels were given, for describing the store.
-    pub(super) count: usize,
     /// Database number and credentials for the master (not the sentinels).
     master: SentinelNodeConnectionInfo,
-    /// `Sentinel` caches one connection per sentinel and so needs `&mut` for a lookup:
-    /// lookups run one at a time, and a slow one holds up the others only within their
-    /// own time limit.
-    sentinel: Arc<tokio::sync::Mutex<Sentinel>>,
+    /// One per sentinel URL, in the order given. A `Sentinel` caches its connection and
+    /// so needs `&mut` for a lookup: lookups of one sentinel run one at a time.
+    sentinels: Arc<[tokio::sync::Mutex<Sentinel>]>,
+    /// The sentinel that answered last, asked first next time.
+    answered: Arc<AtomicUsize>,
     runtime: OwnRuntime,
-    /// The most one lookup may take, all sentinels and the `ROLE` check included.
-    pub(super) budget: Duration,
+    /// How long one sentinel may take to name a master.
+    each: Duration,
 }
 
 impl Sentinels {
@@ -40,16 +42,40 @@ impl Sentinels {
         urls: &[String],
         master_name: String,
         master: RedisConnectionInfo,
-        budget: Duration,
+        each: Duration,
     ) -> RedisResult<Sentinels> {
+        let sentinels = urls
+            .iter()
+            .map(|url| {
+                Ok(tokio::sync::Mutex::new(Sentinel::build(
+                    vec![url.as_str()],
+                )?))
+            })
+            .collect::<RedisResult<Arc<[_]>>>()?;
+        if sentinels.is_empty() {
+            return Err(RedisError::from((
+                redis::ErrorKind::InvalidClientConfig,
+                "at least one sentinel URL is needed",
+            )));
+        }
         Ok(Sentinels {
             master_name,
-            count: urls.len(),
             master: SentinelNodeConnectionInfo::default().set_redis_connection_info(master),
-            sentinel: Arc::new(tokio::sync::Mutex::new(Sentinel::build(urls.to_vec())?)),
+            sentinels,
+            answered: Arc::new(AtomicUsize::new(0)),
             runtime: OwnRuntime::new("cachemacro-redis-sentinel"),
-            budget,
+            each,
         })
+    }
+
+    /// How many sentinels there are.
+    pub(super) fn count(&self) -> usize {
+        self.sentinels.len()
+    }
+
+    /// The most one lookup may take: every sentinel its turn.
+    pub(super) fn budget(&self) -> Duration {
+        self.each * self.sentinels.len() as u32
     }
 
     /// A client for the current master, for a sync caller.
@@ -68,19 +94,31 @@ impl Sentinels {
     }
 
     fn lookup(&self) -> impl Future<Output = RedisResult<Client>> + Send + 'static {
-        let sentinel = Arc::clone(&self.sentinel);
-        let (name, master, budget) = (self.master_name.clone(), self.master.clone(), self.budget);
+        let (sentinels, answered) = (Arc::clone(&self.sentinels), Arc::clone(&self.answered));
+        let (name, master, each) = (self.master_name.clone(), self.master.clone(), self.each);
         async move {
-            let found = async {
-                let mut sentinel = sentinel.lock().await;
-                sentinel.async_master_for(&name, Some(&master)).await
-            };
-            match tokio::time::timeout(budget, found).await {
-                Ok(client) => client,
-                Err(_) => Err(RedisError::from(io::Error::other(format!(
-                    "no sentinel named a reachable master `{name}` within {budget:?}"
-                )))),
+            let first = answered.load(Ordering::Relaxed);
+            let mut last_error = None;
+            for turn in 0..sentinels.len() {
+                let index = (first + turn) % sentinels.len();
+                let asked = async {
+                    let mut sentinel = sentinels[index].lock().await;
+                    sentinel.async_master_for(&name, Some(&master)).await
+                };
+                match tokio::time::timeout(each, asked).await {
+                    Ok(Ok(client)) => {
+                        answered.store(index, Ordering::Relaxed);
+                        return Ok(client);
+                    }
+                    Ok(Err(error)) => last_error = Some(error),
+                    Err(_) => {
+                        last_error = Some(RedisError::from(io::Error::other(format!(
+                            "sentinel {index} named no master `{name}` within {each:?}"
+                        ))))
+                    }
+                }
             }
+            Err(last_error.expect("at least one sentinel"))
         }
     }
 }

@@ -178,7 +178,7 @@ impl Connections {
             return Ok(connection);
         }
         let limit = match &self.server {
-            Server::Sentinel(sentinels) => self.connect_timeout * 2 + sentinels.budget,
+            Server::Sentinel(sentinels) => self.connect_timeout * 2 + sentinels.budget(),
             _ => self.connect_timeout * 2,
         };
         let connection = match tokio::time::timeout(limit, self.connect_async()).await {
