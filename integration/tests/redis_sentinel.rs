@@ -380,6 +380,53 @@ fn async_callers_get_every_value_through_a_failover_and_hit_on_the_new_master() 
     eprintln!("async callers saw {errors} store faults");
 }
 
+static STALLED_SYNC_STORE: OnceLock<RedisStore> = OnceLock::new();
+static STALLED_ASYNC_STORE: OnceLock<RedisStore> = OnceLock::new();
+
+#[memoize(name = "stalled_sync", store = STALLED_SYNC_STORE.get().expect("set by the test").clone())]
+fn aisle_sync(n: u64) -> u64 {
+    n + 3
+}
+
+#[memoize(name = "stalled_async", store = STALLED_ASYNC_STORE.get().expect("set by the test").clone())]
+async fn aisle_async(n: u64) -> u64 {
+    n + 4
+}
+
+#[test]
+fn a_stalled_sentinel_is_passed_over_for_the_next() {
+    let mut group = SentinelGroup::start();
+    // The first sentinel the stores know accepts connections and never answers.
+    group.pause_sentinel(0);
+    STALLED_SYNC_STORE
+        .set(sentinel_store(&group, "stalled"))
+        .unwrap();
+    STALLED_ASYNC_STORE
+        .set(sentinel_store(&group, "stalled"))
+        .unwrap();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    for n in 0..10 {
+        assert_eq!(aisle_sync(n), n + 3);
+        assert_eq!(runtime.block_on(aisle_async(n)), n + 4);
+    }
+    let master = group.nodes[0].port;
+    group.resume_sentinel(0);
+    assert_eq!(group.master().port, master);
+    assert_eq!(
+        raw_keys(group.master(), 0, "stalled:stalled_sync:*").len(),
+        10
+    );
+    assert_eq!(
+        raw_keys(group.master(), 0, "stalled:stalled_async:*").len(),
+        10
+    );
+    assert_eq!(aisle_sync::stats().errors, 0);
+    assert_eq!(aisle_async::stats().errors, 0);
+}
+
 static NOWHERE_STORE: OnceLock<RedisStore> = OnceLock::new();
 static NOWHERE_CALLS: AtomicUsize = AtomicUsize::new(0);
 const NOWHERE_CONNECT_TIMEOUT: Duration = Duration::from_millis(200);

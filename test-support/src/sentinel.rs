@@ -12,7 +12,7 @@ use std::process::{Child, Command, Stdio};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use super::{free_port, wait_for_port, RedisServer};
+use super::{free_port, signal, wait_for_port, RedisServer};
 
 /// The name the sentinels monitor the master under.
 const MASTER_NAME: &str = "cachemacro";
@@ -163,6 +163,24 @@ impl SentinelGroup {
         self.wait_until("the old master to become a replica", || {
             demoted.cli(&["info", "replication"]).contains("role:slave")
         });
+    }
+
+    /// Stops sentinel `index` without closing its sockets (`SIGSTOP`): it accepts
+    /// connections and answers nothing, as a stalled or overloaded sentinel would, until
+    /// [`resume_sentinel`](Self::resume_sentinel) (or dropping the group).
+    ///
+    /// ```no_run
+    /// let mut group = cachemacro_test_support::sentinel::SentinelGroup::start();
+    /// group.pause_sentinel(0);
+    /// group.resume_sentinel(0);
+    /// ```
+    pub fn pause_sentinel(&mut self, index: usize) {
+        signal(self.sentinels[index].process.id(), "-STOP");
+    }
+
+    /// Lets a [`pause_sentinel`](Self::pause_sentinel)d sentinel go on.
+    pub fn resume_sentinel(&mut self, index: usize) {
+        signal(self.sentinels[index].process.id(), "-CONT");
     }
 
     /// Waits (at most 30 s) until the replica has every write the master had taken when
