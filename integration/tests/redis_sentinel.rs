@@ -380,6 +380,65 @@ fn async_callers_get_every_value_through_a_failover_and_hit_on_the_new_master() 
     eprintln!("async callers saw {errors} store faults");
 }
 
+static CRASH_STORE: OnceLock<RedisStore> = OnceLock::new();
+static CRASH_PROBED: AtomicUsize = AtomicUsize::new(0);
+
+#[memoize(name = "crash", store = CRASH_STORE.get().expect("set by the test").clone())]
+fn shelf_count(n: u64) -> u64 {
+    if n >= PROBES {
+        CRASH_PROBED.fetch_add(1, Ordering::SeqCst);
+    }
+    n * 13
+}
+
+#[test]
+fn when_the_master_dies_callers_compute_until_the_replica_is_promoted_then_hit_there() {
+    let mut group = SentinelGroup::start();
+    CRASH_STORE.set(sentinel_store(&group, "crash")).unwrap();
+    for n in 0..20 {
+        assert_eq!(shelf_count(n), n * 13);
+    }
+    let started = Instant::now();
+    let crashing = thread::spawn(move || {
+        group.kill_master();
+        group
+    });
+    let mut probe = PROBES;
+    while !crashing.is_finished() {
+        probe += 1;
+        assert_eq!(shelf_count(probe), probe * 13, "every call gets its value");
+        thread::sleep(Duration::from_millis(5));
+    }
+    let group = crashing.join().unwrap();
+    assert!(
+        shelf_count::stats().errors >= 1,
+        "the dead master was counted"
+    );
+    let on_new_master = direct_store(group.master(), "crash", "crash");
+    loop {
+        probe += 1;
+        assert_eq!(shelf_count(probe), probe * 13);
+        let written: Option<u64> = on_new_master.get(&(probe,)).unwrap();
+        if written == Some(probe * 13) {
+            let computed = CRASH_PROBED.load(Ordering::SeqCst);
+            assert_eq!(shelf_count(probe), probe * 13);
+            if CRASH_PROBED.load(Ordering::SeqCst) == computed {
+                break;
+            }
+        }
+        assert!(
+            started.elapsed() < SWITCH_DEADLINE,
+            "no write reached the promoted replica within {SWITCH_DEADLINE:?}"
+        );
+        thread::sleep(Duration::from_millis(10));
+    }
+    eprintln!(
+        "after the crash: hits on the promoted replica {:?} later, {} faults",
+        started.elapsed(),
+        shelf_count::stats().errors
+    );
+}
+
 static STALLED_SYNC_STORE: OnceLock<RedisStore> = OnceLock::new();
 static STALLED_ASYNC_STORE: OnceLock<RedisStore> = OnceLock::new();
 

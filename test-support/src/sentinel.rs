@@ -165,6 +165,39 @@ impl SentinelGroup {
         });
     }
 
+    /// Kills the master (as a crash would) and waits, at most 30 s, until the sentinels
+    /// have agreed it is down and every one of them names the replica, which reports
+    /// `role:master`. The killed node stays down.
+    ///
+    /// ```no_run
+    /// let mut group = cachemacro_test_support::sentinel::SentinelGroup::start();
+    /// let promoted = group.replica().port;
+    /// group.kill_master();
+    /// assert_eq!(group.master().port, promoted);
+    /// ```
+    pub fn kill_master(&mut self) {
+        let (killed, promoted) = (self.master().port, self.replica().port);
+        for node in &mut self.nodes {
+            if node.port == killed {
+                node.kill();
+            }
+        }
+        let node = self.replica_at(promoted);
+        self.wait_until("the sentinels to promote the replica", || {
+            self.sentinels
+                .iter()
+                .all(|sentinel| sentinel.master_port() == Some(promoted))
+                && node.cli(&["info", "replication"]).contains("role:master")
+        });
+    }
+
+    fn replica_at(&self, port: u16) -> &RedisServer {
+        self.nodes
+            .iter()
+            .find(|node| node.port == port)
+            .expect("one of the two nodes")
+    }
+
     /// Stops sentinel `index` without closing its sockets (`SIGSTOP`): it accepts
     /// connections and answers nothing, as a stalled or overloaded sentinel would, until
     /// [`resume_sentinel`](Self::resume_sentinel) (or dropping the group).
