@@ -164,7 +164,10 @@ impl RedisStore {
     /// `ROLE` that it is. A failover breaks the connections to the old master (or it
     /// answers writes with `READONLY` once demoted): each such call is a store fault (the
     /// caller computes, as in any outage, and the server is skipped for `retry_after`),
-    /// the connection is dropped, and the next one goes to the new master. Lookups run on
+    /// the connection is dropped, and the next one goes to the new master. Until the
+    /// sentinels demote the old master (four publish periods, 8 s by default, after a
+    /// failover it survived), connections opened before the failover still reach it:
+    /// entries written and invalidated there are lost to the new master. Lookups run on
     /// a thread of the store's own (a one-thread tokio runtime, started by the first
     /// connect). The master's database and credentials are set with
     /// [`sentinel_master_db`], [`sentinel_master_username`] and
