@@ -1,7 +1,7 @@
 //! `RedisStore::sentinel` against a real Sentinel group (a master, a replica, three
-//! sentinels) started by each test: entries live on the master, a failover costs callers
-//! a few computations and never a wrong answer, and a store whose sentinels are all gone
-//! fails fast.
+//! sentinels) started by each test: entries live on the master; a failover, or the
+//! master's crash, costs callers computations for a moment and never a wrong answer; a
+//! stalled sentinel is passed over; and a store whose sentinels are all gone fails fast.
 
 #![cfg(feature = "redis")]
 
@@ -15,7 +15,8 @@ use cachemacro_test_support::sentinel::SentinelGroup;
 use cachemacro_test_support::{free_port, RedisServer};
 
 /// How long the calls after a failover may take to reach the new master and hit there:
-/// the promotion itself, then the old master's demotion, which is what disconnects it.
+/// the promotion itself, then the old master's demotion (about 9 s after the promotion),
+/// which is what disconnects it.
 const SWITCH_DEADLINE: Duration = Duration::from_secs(30);
 /// Callers racing through the failover, besides the one that waits for the switch.
 const CALLERS: usize = 3;
