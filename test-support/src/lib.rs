@@ -14,6 +14,7 @@
 pub mod instances;
 pub mod postgres;
 mod race;
+pub mod sentinel;
 
 pub use race::race;
 

@@ -1,21 +1,26 @@
-//! The Redis backend: a cache shared by every process that talks to one Redis server or
-//! one Redis Cluster.
+//! The Redis backend: a cache shared by every process that talks to one Redis server, one
+//! Redis Cluster, or the master of a Sentinel-managed group.
 //!
 //! Sync callers use a small pool of blocking connections, async callers one multiplexed
-//! connection that reconnects by itself; both send the same commands
-//! ([`commands::perform`]). `clear` scans this namespace's keys (never `FLUSHDB`, which
-//! would take other applications' keys too).
+//! connection; both send the same commands ([`commands::perform`]). A connection that
+//! breaks is replaced, through the sentinels when there are some ([`sentinel`]). `clear`
+//! scans this namespace's keys (never `FLUSHDB`, which would take other applications'
+//! keys too).
 
 mod commands;
+mod sentinel;
 mod transport;
 
 use std::fmt;
 use std::sync::Arc;
 
 use redis::cluster::ClusterClientBuilder;
-use redis::ConnectionLike;
+use redis::{ConnectionLike, RedisConnectionInfo};
 
-use self::transport::{to_store_error, Blocking, Connections, Server, Transport};
+use self::sentinel::Sentinels;
+use self::transport::{
+    breaks_connection, to_store_error, Blocking, Connections, Server, Transport,
+};
 use crate::blocking::complete_now;
 use crate::store::api::CasToken;
 use crate::store::encoded::backend::{Backend, Op, Reply};
@@ -24,8 +29,8 @@ use crate::store::encoded::codec::{Codec, MessagePack};
 use crate::store::encoded::EncodedStore;
 use crate::store::StoreError;
 
-/// A [`Store`](crate::Store) and [`CacheApi`](crate::CacheApi) on a Redis server or
-/// Redis Cluster, for sync and async memoized functions.
+/// A [`Store`](crate::Store) and [`CacheApi`](crate::CacheApi) on a Redis server, a
+/// Redis Cluster or a Sentinel-managed master, for sync and async memoized functions.
 ///
 /// Keys are `<prefix>:<namespace>:<version>:<key as MessagePack>`; values are MessagePack
 /// (or the builder's [`Codec`]), integers decimal text so that `INCRBY` counts them.
@@ -54,7 +59,8 @@ use crate::store::StoreError;
 /// ```
 pub type RedisStore<C = MessagePack> = EncodedStore<Redis, C>;
 
-/// Settings of a [`RedisStore`]; from [`RedisStore::builder`] or [`RedisStore::cluster`].
+/// Settings of a [`RedisStore`]; from [`RedisStore::builder`], [`RedisStore::cluster`] or
+/// [`RedisStore::sentinel`].
 ///
 /// ```
 /// use std::time::Duration;
@@ -72,12 +78,24 @@ pub type RedisStore<C = MessagePack> = EncodedStore<Redis, C>;
 /// ```
 pub type RedisStoreBuilder<C = MessagePack> = StoreBuilder<RedisOptions, C>;
 
-/// Where a [`RedisStore`]'s keys live: one server, or a Redis Cluster that shards them by
-/// hash slot. Built by [`RedisStore::builder`] and [`RedisStore::cluster`].
+/// Where a [`RedisStore`]'s keys live: one server, a Redis Cluster that shards them by
+/// hash slot, or the master that sentinels name. Built by [`RedisStore::builder`],
+/// [`RedisStore::cluster`] and [`RedisStore::sentinel`].
 #[derive(Debug, Clone)]
 pub struct RedisOptions {
     nodes: Vec<String>,
-    cluster: bool,
+    topology: Topology,
+}
+
+#[derive(Debug, Clone)]
+enum Topology {
+    Single,
+    Cluster,
+    Sentinel {
+        master_name: String,
+        /// Database and credentials on the master; its `Debug` hides the password.
+        master: RedisConnectionInfo,
+    },
 }
 
 impl sealed::Sealed for RedisOptions {}
@@ -110,7 +128,7 @@ impl RedisStore {
         StoreBuilder::with_options(
             RedisOptions {
                 nodes: vec![url.into()],
-                cluster: false,
+                topology: Topology::Single,
             },
             NetworkSettings::default(),
         )
@@ -131,15 +149,130 @@ impl RedisStore {
         StoreBuilder::with_options(
             RedisOptions {
                 nodes: nodes.into_iter().map(Into::into).collect(),
-                cluster: true,
+                topology: Topology::Cluster,
+            },
+            NetworkSettings::default(),
+        )
+    }
+
+    /// Settings for a store on the master that the sentinels at `sentinels`
+    /// (`redis://host:port/` each, with `user:password@` if they require it) monitor
+    /// under `master_name`.
+    ///
+    /// Every connection the store opens asks the sentinels in turn (the one that answered
+    /// last first, each within the connect timeout) which node is master, and checks with
+    /// `ROLE` that it is. A failover breaks the connections to the old master (or it
+    /// answers writes with `READONLY` once demoted): each such call is a store fault (the
+    /// caller computes, as in any outage, and the server is skipped for `retry_after`),
+    /// the connection is dropped, and the next one goes to the new master. Until the
+    /// sentinels demote the old master (four publish periods, 8 s by default, after a
+    /// failover it survived), connections opened before the failover still reach it:
+    /// entries written and invalidated there are lost to the new master. Lookups run on
+    /// a thread of the store's own (a one-thread tokio runtime, started by the first
+    /// connect). The master's database and credentials are set with
+    /// [`sentinel_master_db`], [`sentinel_master_username`] and
+    /// [`sentinel_master_password`].
+    ///
+    /// [`sentinel_master_db`]: RedisStoreBuilder::sentinel_master_db
+    /// [`sentinel_master_username`]: RedisStoreBuilder::sentinel_master_username
+    /// [`sentinel_master_password`]: RedisStoreBuilder::sentinel_master_password
+    ///
+    /// ```
+    /// use cachemacro_runtime::RedisStore;
+    ///
+    /// let sentinels = [
+    ///     "redis://10.0.0.1:26379/",
+    ///     "redis://10.0.0.2:26379/",
+    ///     "redis://10.0.0.3:26379/",
+    /// ];
+    /// let store = RedisStore::sentinel(sentinels, "bookshop")
+    ///     .prefix("bookshop")
+    ///     .build();
+    /// assert!(store.is_ok()); // nothing is connected until the first call
+    /// ```
+    pub fn sentinel<S: Into<String>>(
+        sentinels: impl IntoIterator<Item = S>,
+        master_name: impl Into<String>,
+    ) -> RedisStoreBuilder {
+        StoreBuilder::with_options(
+            RedisOptions {
+                nodes: sentinels.into_iter().map(Into::into).collect(),
+                topology: Topology::Sentinel {
+                    master_name: master_name.into(),
+                    master: RedisConnectionInfo::default(),
+                },
             },
             NetworkSettings::default(),
         )
     }
 }
 
+impl<C> RedisStoreBuilder<C> {
+    /// The database number to select on a [`sentinel`](RedisStore::sentinel) store's
+    /// master (default 0). The other stores take it from their URL
+    /// (`redis://host:port/2`), where this setting is ignored.
+    ///
+    /// ```
+    /// use cachemacro_runtime::RedisStore;
+    ///
+    /// let store = RedisStore::sentinel(["redis://127.0.0.1:26379/"], "bookshop")
+    ///     .sentinel_master_db(2)
+    ///     .build();
+    /// assert!(store.is_ok());
+    /// ```
+    pub fn sentinel_master_db(self, db: i64) -> Self {
+        self.with_master(|master| master.set_db(db))
+    }
+
+    /// The ACL user a [`sentinel`](RedisStore::sentinel) store logs in to the master as
+    /// (with [`sentinel_master_password`](Self::sentinel_master_password)). The
+    /// sentinels' own credentials go in their URLs; the other stores take theirs from
+    /// their URL, where this setting is ignored.
+    ///
+    /// ```
+    /// use cachemacro_runtime::RedisStore;
+    ///
+    /// let store = RedisStore::sentinel(["redis://watcher:s3cret@127.0.0.1:26379/"], "bookshop")
+    ///     .sentinel_master_username("cache")
+    ///     .sentinel_master_password("hunter2")
+    ///     .build();
+    /// assert!(store.is_ok());
+    /// ```
+    pub fn sentinel_master_username(self, username: impl AsRef<str>) -> Self {
+        self.with_master(|master| master.set_username(username))
+    }
+
+    /// The password a [`sentinel`](RedisStore::sentinel) store logs in to the master
+    /// with (`AUTH password`, or `AUTH user password` with
+    /// [`sentinel_master_username`](Self::sentinel_master_username)); ignored by the
+    /// other stores, whose URLs carry it.
+    ///
+    /// ```
+    /// use cachemacro_runtime::RedisStore;
+    ///
+    /// let store = RedisStore::sentinel(["redis://127.0.0.1:26379/"], "bookshop")
+    ///     .sentinel_master_password("hunter2")
+    ///     .build();
+    /// assert!(store.is_ok());
+    /// ```
+    pub fn sentinel_master_password(self, password: impl AsRef<str>) -> Self {
+        self.with_master(|master| master.set_password(password))
+    }
+
+    fn with_master(
+        mut self,
+        change: impl FnOnce(RedisConnectionInfo) -> RedisConnectionInfo,
+    ) -> Self {
+        if let Topology::Sentinel { master, .. } = &mut self.options.topology {
+            *master = change(std::mem::take(master));
+        }
+        self
+    }
+}
+
 impl<C: Codec> RedisStoreBuilder<C> {
-    /// The store. Fails only on an invalid URL: nothing is connected until first use.
+    /// The store. Fails only on an invalid URL (or no sentinel URL at all): nothing is
+    /// connected until first use.
     pub fn build(self) -> Result<RedisStore<C>, StoreError> {
         let client = |url: &str| {
             redis::Client::open(url).map_err(|error| {
@@ -148,8 +281,9 @@ impl<C: Codec> RedisStoreBuilder<C> {
         };
         let network = self.network;
         let nodes = &self.options.nodes;
-        let server = if self.options.cluster {
-            Server::Cluster {
+        let server = match &self.options.topology {
+            Topology::Single => Server::Single(client(&nodes[0])?),
+            Topology::Cluster => Server::Cluster {
                 client: ClusterClientBuilder::new(nodes.iter().map(String::as_str))
                     .connection_timeout(network.connect_timeout)
                     .response_timeout(network.operation_timeout)
@@ -162,9 +296,21 @@ impl<C: Codec> RedisStoreBuilder<C> {
                     .iter()
                     .map(|url| client(url))
                     .collect::<Result<_, _>>()?,
-            }
-        } else {
-            Server::Single(client(&nodes[0])?)
+            },
+            Topology::Sentinel {
+                master_name,
+                master,
+            } => Server::Sentinel(Box::new(
+                Sentinels::new(
+                    nodes,
+                    master_name.clone(),
+                    master.clone(),
+                    network.connect_timeout,
+                )
+                .map_err(|error| {
+                    StoreError::Unavailable(format!("invalid Redis Sentinel URLs: {error}"))
+                })?,
+            )),
         };
         let connections = Connections::new(
             server,
@@ -183,13 +329,14 @@ impl Redis {
         to_store_error(error, self.connections.operation_timeout)
     }
 
-    /// Deletes the namespace's keys, found with `SCAN` on the server or on every node of
-    /// the cluster (one key per `DEL` there, as a multi-key `DEL` must stay in one slot).
+    /// Deletes the namespace's keys, found with `SCAN` on the server (the master, through
+    /// Sentinel) or on every node of the cluster (one key per `DEL` there, as a multi-key
+    /// `DEL` must stay in one slot).
     fn clear(&self, namespace: &[u8]) -> Result<Reply, StoreError> {
         let connections = &*self.connections;
         let pattern = scan_pattern(namespace);
         match &connections.server {
-            Server::Single(_) => {
+            Server::Single(_) | Server::Sentinel(_) => {
                 let mut transport = Blocking(connections);
                 complete_now(async {
                     scan_and_delete(&mut transport, &pattern, true)
@@ -277,6 +424,11 @@ impl Backend for Redis {
         match &self.connections.server {
             Server::Single(client) => format!("Redis at {}", client.get_connection_info().addr()),
             Server::Cluster { nodes, .. } => format!("Redis Cluster ({} seed nodes)", nodes.len()),
+            Server::Sentinel(sentinels) => format!(
+                "Redis master `{}` ({} sentinels)",
+                sentinels.master_name,
+                sentinels.count()
+            ),
         }
     }
 
@@ -302,16 +454,28 @@ impl Backend for Redis {
         }
         let timeout = self.connections.operation_timeout;
         let cluster = self.connections.is_cluster();
+        let mut used = None;
         let answer = async {
-            let mut transport = self.connections.multiplexed().await?;
+            let (opened, mut transport) = self.connections.multiplexed().await?;
+            used = Some(opened);
             commands::perform(&mut transport, cluster, op)
                 .await
-                .map_err(|error| self.error(error))
+                .map_err(|error| {
+                    if !breaks_connection(&error) {
+                        used = None;
+                    }
+                    self.error(error)
+                })
         };
-        match tokio::time::timeout(timeout, answer).await {
-            Ok(result) => result,
-            Err(_) => Err(StoreError::Timeout(timeout)),
+        let outcome = match tokio::time::timeout(timeout, answer).await {
+            Ok(Ok(reply)) => return Ok(reply),
+            Ok(Err(error)) => error,
+            Err(_) => StoreError::Timeout(timeout),
+        };
+        if let Some(opened) = used {
+            self.connections.forget_multiplexed(opened);
         }
+        Err(outcome)
     }
 }
 

@@ -7,15 +7,19 @@
 //! [`complete_now`](crate::blocking::complete_now) and never touch a runtime.
 
 use std::future::Future;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Mutex, MutexGuard, RwLock, TryLockError};
 use std::time::Duration;
 
-use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use redis::aio::{ConnectionManager, ConnectionManagerConfig, MultiplexedConnection};
 use redis::cluster::{ClusterClient, ClusterConnection};
 use redis::cluster_async::ClusterConnection as AsyncClusterConnection;
-use redis::{Cmd, Connection, ConnectionLike, FromRedisValue, RedisError, RedisResult};
+use redis::{
+    AsyncConnectionConfig, Cmd, Connection, ConnectionLike, ErrorKind, FromRedisValue, RedisError,
+    RedisResult, ServerErrorKind,
+};
 
+use super::sentinel::Sentinels;
 use crate::StoreError;
 
 /// What one call sends: one command, or a pipeline of them.
@@ -45,7 +49,8 @@ pub(super) trait Transport: Send {
     ) -> impl Future<Output = RedisResult<T>> + Send;
 }
 
-/// Where the keys live: one server, or a Redis Cluster that shards them by hash slot.
+/// Where the keys live: one server, a Redis Cluster that shards them by hash slot, or
+/// whichever server the sentinels name master when a connection is opened.
 pub(super) enum Server {
     Single(redis::Client),
     Cluster {
@@ -53,6 +58,7 @@ pub(super) enum Server {
         /// The nodes named by the user, for `clear`, which must visit each of them.
         nodes: Vec<redis::Client>,
     },
+    Sentinel(Box<Sentinels>),
 }
 
 /// The connections of one store, shared by its clones.
@@ -62,21 +68,37 @@ pub(super) struct Connections {
     pub(super) operation_timeout: Duration,
     /// Connections for sync callers, each opened on first need: a blocking connection
     /// serves one call at a time, so threads that call at once take different ones.
-    blocking: Box<[Mutex<Option<BlockingConnection>>]>,
+    blocking: Box<[Mutex<BlockingSlot>]>,
     next_blocking: AtomicUsize,
-    multiplexed: RwLock<Option<AsyncConnection>>,
+    /// Blocking connections to the one server that broke so far. When one breaks (the
+    /// server restarted, or a failover made it a replica) the others opened before most
+    /// likely did too: they are replaced before their next use instead of each failing
+    /// a call. Not counted on a cluster, whose connections reach different nodes.
+    blocking_breaks: AtomicU64,
+    /// The async callers' connection, with the number of the connect that opened it, so
+    /// that a caller who saw it break drops that one and not a newer one.
+    multiplexed: RwLock<Option<(u64, AsyncConnection)>>,
+    connects: AtomicU64,
 }
+
+/// A place in the blocking pool: empty until first needed (or after its connection broke),
+/// else the connection with the value of `blocking_breaks` when it was opened.
+type BlockingSlot = Option<(u64, BlockingConnection)>;
 
 pub(super) enum BlockingConnection {
     Single(Connection),
     Cluster(Box<ClusterConnection>),
 }
 
-/// Both kinds multiplex and reconnect by themselves, and are cheap to clone.
+/// Every kind multiplexes and is cheap to clone. The first two reconnect by themselves;
+/// a master's connection must not, since reconnecting to the same address after a
+/// failover would reach the old master: it is dropped when it breaks
+/// ([`Connections::forget_multiplexed`]) and the next caller asks the sentinels again.
 #[derive(Clone)]
 pub(super) enum AsyncConnection {
     Single(ConnectionManager),
     Cluster(AsyncClusterConnection),
+    SentinelMaster(MultiplexedConnection),
 }
 
 /// The blocking connections as a transport: each request takes a connection from the
@@ -96,7 +118,9 @@ impl Connections {
             operation_timeout,
             blocking: (0..pool_size.max(1)).map(|_| Mutex::new(None)).collect(),
             next_blocking: AtomicUsize::new(0),
+            blocking_breaks: AtomicU64::new(0),
             multiplexed: RwLock::new(None),
+            connects: AtomicU64::new(0),
         }
     }
 
@@ -106,7 +130,7 @@ impl Connections {
 
     /// The first idle connection slot, or, when every one is busy, a turn on one of
     /// them. Trying in order keeps connections unopened until concurrency needs them.
-    fn blocking_slot(&self) -> MutexGuard<'_, Option<BlockingConnection>> {
+    fn blocking_slot(&self) -> MutexGuard<'_, BlockingSlot> {
         for slot in self.blocking.iter() {
             match slot.try_lock() {
                 Ok(guard) => return guard,
@@ -120,23 +144,31 @@ impl Connections {
             .unwrap_or_else(|e| e.into_inner())
     }
 
+    /// A new blocking connection; through Sentinel, to the master they name now.
     pub(super) fn connect_blocking(&self) -> RedisResult<BlockingConnection> {
-        match &self.server {
-            Server::Single(client) => {
-                let connection = client.get_connection_with_timeout(self.connect_timeout)?;
-                connection.set_read_timeout(Some(self.operation_timeout))?;
-                connection.set_write_timeout(Some(self.operation_timeout))?;
-                Ok(BlockingConnection::Single(connection))
+        let master;
+        let client = match &self.server {
+            Server::Single(client) => client,
+            Server::Sentinel(sentinels) => {
+                master = sentinels.master_blocking()?;
+                &master
             }
-            Server::Cluster { client, .. } => Ok(BlockingConnection::Cluster(Box::new(
-                client.get_connection()?,
-            ))),
-        }
+            Server::Cluster { client, .. } => {
+                return Ok(BlockingConnection::Cluster(Box::new(
+                    client.get_connection()?,
+                )))
+            }
+        };
+        let connection = client.get_connection_with_timeout(self.connect_timeout)?;
+        connection.set_read_timeout(Some(self.operation_timeout))?;
+        connection.set_write_timeout(Some(self.operation_timeout))?;
+        Ok(BlockingConnection::Single(connection))
     }
 
-    /// The multiplexed connection, connecting first if needed; bounded by the connect
-    /// timeout.
-    pub(super) async fn multiplexed(&self) -> Result<AsyncConnection, StoreError> {
+    /// The multiplexed connection, connecting first if needed, and the number of the
+    /// connect that opened it (for [`forget_multiplexed`](Self::forget_multiplexed));
+    /// connecting is bounded by twice the connect timeout, plus the sentinels' lookup.
+    pub(super) async fn multiplexed(&self) -> Result<(u64, AsyncConnection), StoreError> {
         if let Some(connection) = self
             .multiplexed
             .read()
@@ -145,14 +177,30 @@ impl Connections {
         {
             return Ok(connection);
         }
-        let connection =
-            match tokio::time::timeout(self.connect_timeout * 2, self.connect_async()).await {
-                Ok(Ok(connection)) => connection,
-                Ok(Err(error)) => return Err(to_store_error(error, self.operation_timeout)),
-                Err(_) => return Err(StoreError::Timeout(self.connect_timeout)),
-            };
-        *self.multiplexed.write().unwrap_or_else(|e| e.into_inner()) = Some(connection.clone());
-        Ok(connection)
+        let limit = match &self.server {
+            Server::Sentinel(sentinels) => self.connect_timeout * 2 + sentinels.budget(),
+            _ => self.connect_timeout * 2,
+        };
+        let connection = match tokio::time::timeout(limit, self.connect_async()).await {
+            Ok(Ok(connection)) => connection,
+            Ok(Err(error)) => return Err(to_store_error(error, self.operation_timeout)),
+            Err(_) => return Err(StoreError::Timeout(self.connect_timeout)),
+        };
+        let opened = (self.connects.fetch_add(1, Ordering::Relaxed), connection);
+        *self.multiplexed.write().unwrap_or_else(|e| e.into_inner()) = Some(opened.clone());
+        Ok(opened)
+    }
+
+    /// Drops the multiplexed connection opened by connect number `opened` after it broke
+    /// (see [`breaks_connection`]) or timed out, if it is one that does not reconnect by
+    /// itself: the next caller opens a new one, through the sentinels to the current
+    /// master.
+    pub(super) fn forget_multiplexed(&self, opened: u64) {
+        let mut current = self.multiplexed.write().unwrap_or_else(|e| e.into_inner());
+        if matches!(&*current, Some((number, AsyncConnection::SentinelMaster(_))) if *number == opened)
+        {
+            *current = None;
+        }
     }
 
     async fn connect_async(&self) -> RedisResult<AsyncConnection> {
@@ -169,30 +217,45 @@ impl Connections {
             Server::Cluster { client, .. } => Ok(AsyncConnection::Cluster(
                 client.get_async_connection().await?,
             )),
+            Server::Sentinel(sentinels) => {
+                let config = AsyncConnectionConfig::new()
+                    .set_connection_timeout(Some(self.connect_timeout))
+                    .set_response_timeout(Some(self.operation_timeout));
+                let master = sentinels.master().await?;
+                Ok(AsyncConnection::SentinelMaster(
+                    master
+                        .get_multiplexed_async_connection_with_config(&config)
+                        .await?,
+                ))
+            }
         }
     }
 }
 
 impl Transport for Blocking<'_> {
     async fn send<T: FromRedisValue + Send>(&mut self, request: Request) -> RedisResult<T> {
-        let mut slot = self.0.blocking_slot();
+        let connections = self.0;
+        let mut slot = connections.blocking_slot();
+        let breaks = connections.blocking_breaks.load(Ordering::Acquire);
+        if slot.as_ref().is_some_and(|(opened, _)| *opened < breaks) {
+            *slot = None;
+        }
         let connection: &mut dyn ConnectionLike = match &mut *slot {
-            Some(BlockingConnection::Single(connection)) => connection,
-            Some(BlockingConnection::Cluster(connection)) => &mut **connection,
-            empty @ None => match empty.insert(self.0.connect_blocking()?) {
-                BlockingConnection::Single(connection) => connection,
-                BlockingConnection::Cluster(connection) => &mut **connection,
+            Some((_, BlockingConnection::Single(connection))) => connection,
+            Some((_, BlockingConnection::Cluster(connection))) => &mut **connection,
+            empty @ None => match empty.insert((breaks, connections.connect_blocking()?)) {
+                (_, BlockingConnection::Single(connection)) => connection,
+                (_, BlockingConnection::Cluster(connection)) => &mut **connection,
             },
         };
         let answer = match &request {
             Request::Command(command) => command.query(connection),
             Request::Pipeline(pipeline) => pipeline.query(connection),
         };
-        // The connection may be half-read after an I/O error or a timeout: drop it and
-        // start clean next time.
-        if let Err(error) = &answer {
-            if error.is_io_error() || error.is_timeout() || error.is_connection_dropped() {
-                *slot = None;
+        if answer.as_ref().is_err_and(breaks_connection) {
+            *slot = None;
+            if !connections.is_cluster() {
+                connections.blocking_breaks.fetch_add(1, Ordering::AcqRel);
             }
         }
         answer
@@ -214,18 +277,36 @@ impl Transport for AsyncConnection {
             (AsyncConnection::Cluster(connection), Request::Pipeline(pipeline)) => {
                 pipeline.query_async(connection).await
             }
+            (AsyncConnection::SentinelMaster(connection), Request::Command(command)) => {
+                command.query_async(connection).await
+            }
+            (AsyncConnection::SentinelMaster(connection), Request::Pipeline(pipeline)) => {
+                pipeline.query_async(connection).await
+            }
         }
     }
 }
 
-/// Redis' answer as a store error: timeouts and broken connections say the server is
-/// unwell; an answer about the value (an overflowing or non-numeric counter, a key of
-/// another type) is about the caller's input and must not mark the server down.
+/// Whether the connection that got `error` must not be used again: it may be half-read
+/// after an I/O error or a timeout, and one answering `READONLY` reaches a replica (a
+/// master demoted by a failover), where every write would fail until it is replaced by a
+/// connection to the current master.
+pub(super) fn breaks_connection(error: &RedisError) -> bool {
+    error.is_io_error()
+        || error.is_timeout()
+        || error.is_connection_dropped()
+        || error.kind() == ErrorKind::Server(ServerErrorKind::ReadOnly)
+}
+
+/// Redis' answer as a store error: timeouts and broken connections (a demoted master's
+/// `READONLY` included) say the server is unwell; an answer about the value (an
+/// overflowing or non-numeric counter, a key of another type) is about the caller's
+/// input and must not mark the server down.
 pub(super) fn to_store_error(error: RedisError, operation_timeout: Duration) -> StoreError {
     if error.is_timeout() {
         return StoreError::Timeout(operation_timeout);
     }
-    if error.is_io_error() || error.is_connection_dropped() || error.is_connection_refusal() {
+    if breaks_connection(&error) || error.is_connection_refusal() {
         return StoreError::Unavailable(error.to_string());
     }
     let text = error.to_string();
@@ -235,5 +316,43 @@ pub(super) fn to_store_error(error: RedisError, operation_timeout: Duration) -> 
         StoreError::Corrupt(text)
     } else {
         StoreError::Unavailable(text)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The error redis-rs makes of `reply` as the server would send it.
+    fn server_error(reply: &str) -> RedisError {
+        let value = redis::parse_redis_value(format!("-{reply}\r\n").as_bytes()).unwrap();
+        value.extract_error().unwrap_err()
+    }
+
+    #[test]
+    fn a_demoted_master_s_readonly_breaks_the_connection_and_marks_the_server_down() {
+        let readonly = server_error("READONLY You can't write against a read only replica.");
+        assert!(breaks_connection(&readonly));
+        assert!(matches!(
+            to_store_error(readonly, Duration::from_millis(100)),
+            StoreError::Unavailable(_)
+        ));
+    }
+
+    #[test]
+    fn an_answer_about_the_value_keeps_the_connection() {
+        let wrong_type =
+            server_error("WRONGTYPE Operation against a key holding the wrong kind of value");
+        assert!(!breaks_connection(&wrong_type));
+        assert!(matches!(
+            to_store_error(wrong_type, Duration::from_millis(100)),
+            StoreError::Corrupt(_)
+        ));
+        let overflow = server_error("ERR increment or decrement would overflow");
+        assert!(!breaks_connection(&overflow));
+        assert!(matches!(
+            to_store_error(overflow, Duration::from_millis(100)),
+            StoreError::Overflow
+        ));
     }
 }
