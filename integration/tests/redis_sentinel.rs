@@ -1,7 +1,8 @@
 //! `RedisStore::sentinel` against a real Sentinel group (a master, a replica, three
-//! sentinels) started by each test: entries live on the master; a failover, or the
-//! master's crash, costs callers computations for a moment and never a wrong answer; a
-//! stalled sentinel is passed over; and a store whose sentinels are all gone fails fast.
+//! sentinels) started by each test: entries live on the master; a failover never costs a
+//! wrong answer and moves the writes to the promoted replica before the old master is
+//! demoted; the master's crash costs computations until the promotion; a stalled
+//! sentinel is passed over; and a store whose sentinels are all gone fails fast.
 
 #![cfg(feature = "redis")]
 
@@ -142,6 +143,61 @@ fn entries_land_on_the_master_and_every_client_shares_them() {
     assert_eq!(shelf::stats().errors, 0);
 }
 
+/// Split brain: the sentinels have promoted the replica, but the old master stays master
+/// until they demote it, some seconds later, and a connection opened to it before keeps
+/// writing there, where the new master never sees it. The store's watch (every 100 ms
+/// here) moves its writes to the new master while the old one still takes them.
+#[test]
+fn writes_follow_the_promoted_replica_while_the_old_master_still_takes_them() {
+    let mut group = SentinelGroup::start();
+    let store = RedisStore::sentinel(group.sentinel_urls(), group.master_name())
+        .prefix("sentinel")
+        .namespace("split")
+        .sentinel_recheck(Duration::from_millis(100))
+        .operation_timeout(Duration::from_millis(500))
+        .retry_after(Duration::from_millis(100))
+        .build()
+        .unwrap();
+    store.insert(0u64, 0u64, None).unwrap();
+    let old_master = group.master().port;
+    group.wait_for_replica();
+    group.promote_replica();
+    let (promoted, old) = (group.master(), group.replica());
+    assert_eq!(old.port, old_master);
+    let (on_promoted, on_old) = (
+        direct_store(promoted, "sentinel", "split"),
+        direct_store(old, "sentinel", "split"),
+    );
+
+    let started = Instant::now();
+    let mut n = 0u64;
+    let landed = loop {
+        n += 1;
+        // A write may fault while the connections are replaced; the next one is tried.
+        let _ = store.insert(n, n * 7, None);
+        let found: Option<u64> = on_promoted.get(&n).unwrap();
+        if found == Some(n * 7) {
+            break n;
+        }
+        assert!(
+            old.cli(&["info", "replication"]).contains("role:master"),
+            "the old master was demoted ({:?} after the promotion) before any write reached \
+             the promoted replica",
+            started.elapsed()
+        );
+        thread::sleep(Duration::from_millis(10));
+    };
+    // Caught before the demotion: the old master still takes writes, and this one is not
+    // there.
+    assert!(old.cli(&["info", "replication"]).contains("role:master"));
+    let on_old_master: Option<u64> = on_old.get(&landed).unwrap();
+    assert_eq!(on_old_master, None, "written to the new master only");
+    eprintln!(
+        "writes reached the promoted replica {:?} after the promotion",
+        started.elapsed()
+    );
+}
+
 static SYNC_STORE: OnceLock<RedisStore> = OnceLock::new();
 /// Computations of the keys written before the failover.
 static SYNC_EARLY: AtomicUsize = AtomicUsize::new(0);
@@ -253,9 +309,9 @@ fn sync_callers_get_every_value_through_a_failover_and_hit_on_the_new_master() {
     }
     assert_eq!(SYNC_EARLY.load(Ordering::SeqCst), early, "old entries hit");
     assert!(raw_keys(new_master, 0, "sentinel:failover_sync:*").len() > 20);
-    let errors = price::stats().errors;
-    assert!(errors >= 1, "the broken connections were counted: {errors}");
-    eprintln!("sync callers saw {errors} store faults");
+    // The store follows the promotion before the demotion breaks its connections, so the
+    // switch may cost no fault at all; a crash does (see the test of a dying master).
+    eprintln!("sync callers saw {} store faults", price::stats().errors);
 }
 
 static ASYNC_STORE: OnceLock<RedisStore> = OnceLock::new();
@@ -376,9 +432,7 @@ fn async_callers_get_every_value_through_a_failover_and_hit_on_the_new_master() 
         assert_eq!(ASYNC_EARLY.load(Ordering::SeqCst), early, "old entries hit");
     });
     assert!(raw_keys(new_master, 0, "sentinel:failover_async:*").len() > 20);
-    let errors = stock::stats().errors;
-    assert!(errors >= 1, "the broken connection was counted: {errors}");
-    eprintln!("async callers saw {errors} store faults");
+    eprintln!("async callers saw {} store faults", stock::stats().errors);
 }
 
 static CRASH_STORE: OnceLock<RedisStore> = OnceLock::new();

@@ -149,7 +149,26 @@ impl SentinelGroup {
     /// assert_eq!(group.master().port, promoted);
     /// ```
     pub fn failover(&mut self) {
-        let (promoted, node, demoted) = (self.replica().port, self.replica(), self.master());
+        let demoted = self.master().port;
+        self.promote_replica();
+        let demoted = self.replica_at(demoted);
+        self.wait_until("the old master to become a replica", || {
+            demoted.cli(&["info", "replication"]).contains("role:slave")
+        });
+    }
+
+    /// The first half of [`failover`](Self::failover): returns, within 30 s, as soon as
+    /// every sentinel names the replica and it reports `role:master`, while the old
+    /// master (now [`replica`](Self::replica)) most likely still is one and takes writes.
+    ///
+    /// ```no_run
+    /// let mut group = cachemacro_test_support::sentinel::SentinelGroup::start();
+    /// let old_master = group.master().port;
+    /// group.promote_replica();
+    /// assert_eq!(group.replica().port, old_master);
+    /// ```
+    pub fn promote_replica(&mut self) {
+        let promoted = self.replica().port;
         // Refused (`INPROG`, `NOGOODSLAVE`) while a previous failover settles or before
         // the sentinels have seen the replica in sync.
         self.wait_until("a sentinel to start the failover", || {
@@ -158,15 +177,7 @@ impl SentinelGroup {
                 .trim()
                 == "OK"
         });
-        self.wait_until("the sentinels to name the promoted node", || {
-            self.sentinels
-                .iter()
-                .all(|sentinel| sentinel.master_port() == Some(promoted))
-                && node.cli(&["info", "replication"]).contains("role:master")
-        });
-        self.wait_until("the old master to become a replica", || {
-            demoted.cli(&["info", "replication"]).contains("role:slave")
-        });
+        self.wait_for_promotion(promoted);
     }
 
     /// Kills the master (as a crash would) and waits, at most 30 s, until the sentinels
@@ -186,8 +197,14 @@ impl SentinelGroup {
                 node.kill();
             }
         }
+        self.wait_for_promotion(promoted);
+    }
+
+    /// Waits until every sentinel names the node on `promoted` and it reports
+    /// `role:master`.
+    fn wait_for_promotion(&self, promoted: u16) {
         let node = self.replica_at(promoted);
-        self.wait_until("the sentinels to promote the replica", || {
+        self.wait_until("the sentinels to name the promoted node", || {
             self.sentinels
                 .iter()
                 .all(|sentinel| sentinel.master_port() == Some(promoted))

@@ -13,6 +13,7 @@ mod transport;
 
 use std::fmt;
 use std::sync::Arc;
+use std::time::Duration;
 
 use redis::cluster::ClusterClientBuilder;
 use redis::{ConnectionLike, RedisConnectionInfo};
@@ -95,6 +96,8 @@ enum Topology {
         master_name: String,
         /// Database and credentials on the master; its `Debug` hides the password.
         master: RedisConnectionInfo,
+        /// How often operations ask whether the master moved.
+        recheck: Duration,
     },
 }
 
@@ -164,15 +167,18 @@ impl RedisStore {
     /// `ROLE` that it is. A failover breaks the connections to the old master (or it
     /// answers writes with `READONLY` once demoted): each such call is a store fault (the
     /// caller computes, as in any outage, and the server is skipped for `retry_after`),
-    /// the connection is dropped, and the next one goes to the new master. Until the
-    /// sentinels demote the old master (four publish periods, 8 s by default, after a
-    /// failover it survived), connections opened before the failover still reach it:
-    /// entries written and invalidated there are lost to the new master. Lookups run on
-    /// a thread of the store's own (a one-thread tokio runtime, started by the first
-    /// connect). The master's database and credentials are set with
+    /// the connection is dropped, and the next one goes to the new master. An old master
+    /// that survives its failover takes writes until the sentinels demote it (four
+    /// publish periods, 8 s by default), writes the new master would never see: so at
+    /// most once a second ([`sentinel_recheck`]) an operation also asks, in the
+    /// background, which node the sentinels name, and once they name another, the next
+    /// operation replaces every connection. Lookups run on a thread of the store's own
+    /// (a one-thread tokio runtime, started by the first connect). The master's database
+    /// and credentials are set with
     /// [`sentinel_master_db`], [`sentinel_master_username`] and
     /// [`sentinel_master_password`].
     ///
+    /// [`sentinel_recheck`]: RedisStoreBuilder::sentinel_recheck
     /// [`sentinel_master_db`]: RedisStoreBuilder::sentinel_master_db
     /// [`sentinel_master_username`]: RedisStoreBuilder::sentinel_master_username
     /// [`sentinel_master_password`]: RedisStoreBuilder::sentinel_master_password
@@ -200,6 +206,7 @@ impl RedisStore {
                 topology: Topology::Sentinel {
                     master_name: master_name.into(),
                     master: RedisConnectionInfo::default(),
+                    recheck: Duration::from_secs(1),
                 },
             },
             NetworkSettings::default(),
@@ -259,6 +266,28 @@ impl<C> RedisStoreBuilder<C> {
         self.with_master(|master| master.set_password(password))
     }
 
+    /// How often a [`sentinel`](RedisStore::sentinel) store asks the sentinels whether
+    /// they name another master (default 1 s): the longest an old master that survived a
+    /// failover keeps taking this store's writes after the sentinels promoted another.
+    /// The question is asked in the background; no operation waits for it. Ignored by the
+    /// other stores.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use cachemacro_runtime::RedisStore;
+    ///
+    /// let store = RedisStore::sentinel(["redis://127.0.0.1:26379/"], "bookshop")
+    ///     .sentinel_recheck(Duration::from_millis(250))
+    ///     .build();
+    /// assert!(store.is_ok());
+    /// ```
+    pub fn sentinel_recheck(mut self, every: Duration) -> Self {
+        if let Topology::Sentinel { recheck, .. } = &mut self.options.topology {
+            *recheck = every;
+        }
+        self
+    }
+
     fn with_master(
         mut self,
         change: impl FnOnce(RedisConnectionInfo) -> RedisConnectionInfo,
@@ -300,12 +329,14 @@ impl<C: Codec> RedisStoreBuilder<C> {
             Topology::Sentinel {
                 master_name,
                 master,
+                recheck,
             } => Server::Sentinel(Box::new(
                 Sentinels::new(
                     nodes,
                     master_name.clone(),
                     master.clone(),
                     network.connect_timeout,
+                    *recheck,
                 )
                 .map_err(|error| {
                     StoreError::Unavailable(format!("invalid Redis Sentinel URLs: {error}"))

@@ -9,15 +9,22 @@
 //! connections with no timeout at all, so both kinds of caller use the async one, on a
 //! runtime of the store's own: the sentinel connections it caches then outlive any
 //! caller's runtime.
+//!
+//! A failover does not break the connections to the old master at once: the sentinels
+//! demote it only some seconds later (four publish periods, 8 s by default), and until
+//! then it takes writes that the new master never sees. So a store also asks, at most
+//! once per `recheck` and in the background, whether the sentinels name another master
+//! than the one its connections reach; if they do, the next operation replaces them
+//! ([`Sentinels::master_moved`]).
 
 use std::future::Future;
 use std::io;
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Arc;
-use std::time::Duration;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use redis::sentinel::{Sentinel, SentinelNodeConnectionInfo};
-use redis::{Client, RedisConnectionInfo, RedisError, RedisResult};
+use redis::{Client, ConnectionAddr, RedisConnectionInfo, RedisError, RedisResult};
 
 use crate::store::encoded::bridge::OwnRuntime;
 
@@ -35,6 +42,33 @@ pub(super) struct Sentinels {
     runtime: OwnRuntime,
     /// How long one sentinel may take to name a master.
     each: Duration,
+    /// Which master the sentinels named last, and whether that changed.
+    watch: Arc<MasterWatch>,
+    /// How often operations ask whether the master moved.
+    recheck: Duration,
+    /// When the next operation asks, in milliseconds since `started`.
+    next_check: AtomicU64,
+    started: Instant,
+}
+
+/// The master the last lookup found, shared with the lookups running on the runtime.
+#[derive(Default)]
+struct MasterWatch {
+    named: Mutex<Option<ConnectionAddr>>,
+    /// A lookup found another master than the one before it: the connections opened
+    /// before reach the old one.
+    moved: AtomicBool,
+}
+
+impl MasterWatch {
+    fn found(&self, master: &Client) {
+        let address = master.get_connection_info().addr().clone();
+        let mut named = self.named.lock().unwrap_or_else(|e| e.into_inner());
+        if named.as_ref().is_some_and(|before| *before != address) {
+            self.moved.store(true, Ordering::Release);
+        }
+        *named = Some(address);
+    }
 }
 
 impl Sentinels {
@@ -43,6 +77,7 @@ impl Sentinels {
         master_name: String,
         master: RedisConnectionInfo,
         each: Duration,
+        recheck: Duration,
     ) -> RedisResult<Sentinels> {
         let sentinels = urls
             .iter()
@@ -65,7 +100,47 @@ impl Sentinels {
             answered: Arc::new(AtomicUsize::new(0)),
             runtime: OwnRuntime::new("cachemacro-redis-sentinel"),
             each,
+            watch: Arc::default(),
+            recheck,
+            next_check: AtomicU64::new(0),
+            started: Instant::now(),
         })
+    }
+
+    /// Whether the sentinels named another master since the connections were opened:
+    /// then the caller replaces them. Called by every operation; at most once per
+    /// `recheck` one of them starts a lookup in the background, whose answer a later
+    /// operation reads here. Connects look the master up anyway, so nothing is asked
+    /// before the first one.
+    pub(super) fn master_moved(&self) -> bool {
+        if self.watch.moved.swap(false, Ordering::AcqRel) {
+            return true;
+        }
+        let now = self.started.elapsed().as_millis() as u64;
+        let due = self.next_check.load(Ordering::Relaxed);
+        let connected = || {
+            let named = self.watch.named.lock();
+            named.unwrap_or_else(|e| e.into_inner()).is_some()
+        };
+        if now >= due
+            && connected()
+            && self
+                .next_check
+                .compare_exchange(
+                    due,
+                    now + self.recheck.as_millis() as u64,
+                    Ordering::Relaxed,
+                    Ordering::Relaxed,
+                )
+                .is_ok()
+        {
+            if let Ok(runtime) = self.runtime.handle() {
+                // A lookup that fails changes nothing: the connections stay until they break.
+                let lookup = self.lookup();
+                runtime.spawn(async move { drop(lookup.await) });
+            }
+        }
+        false
     }
 
     /// How many sentinels there are.
@@ -95,6 +170,7 @@ impl Sentinels {
 
     fn lookup(&self) -> impl Future<Output = RedisResult<Client>> + Send + 'static {
         let (sentinels, answered) = (Arc::clone(&self.sentinels), Arc::clone(&self.answered));
+        let watch = Arc::clone(&self.watch);
         let (name, master, each) = (self.master_name.clone(), self.master.clone(), self.each);
         async move {
             let first = answered.load(Ordering::Relaxed);
@@ -108,6 +184,7 @@ impl Sentinels {
                 match tokio::time::timeout(each, asked).await {
                     Ok(Ok(client)) => {
                         answered.store(index, Ordering::Relaxed);
+                        watch.found(&client);
                         return Ok(client);
                     }
                     Ok(Err(error)) => last_error = Some(error),

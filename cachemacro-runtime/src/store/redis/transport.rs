@@ -128,6 +128,23 @@ impl Connections {
         matches!(self.server, Server::Cluster { .. })
     }
 
+    /// Before an operation on a store through Sentinel: if the sentinels name another
+    /// master than the one the connections were opened to, drops them all (blocking and
+    /// multiplexed), so that this operation connects to the new master.
+    fn follow_the_master(&self) {
+        let Server::Sentinel(sentinels) = &self.server else {
+            return;
+        };
+        if sentinels.master_moved() {
+            tracing::info!(
+                master = %sentinels.master_name,
+                "the sentinels name another master; reconnecting"
+            );
+            self.blocking_breaks.fetch_add(1, Ordering::AcqRel);
+            *self.multiplexed.write().unwrap_or_else(|e| e.into_inner()) = None;
+        }
+    }
+
     /// The first idle connection slot, or, when every one is busy, a turn on one of
     /// them. Trying in order keeps connections unopened until concurrency needs them.
     fn blocking_slot(&self) -> MutexGuard<'_, BlockingSlot> {
@@ -169,6 +186,7 @@ impl Connections {
     /// connect that opened it (for [`forget_multiplexed`](Self::forget_multiplexed));
     /// connecting is bounded by twice the connect timeout, plus the sentinels' lookup.
     pub(super) async fn multiplexed(&self) -> Result<(u64, AsyncConnection), StoreError> {
+        self.follow_the_master();
         if let Some(connection) = self
             .multiplexed
             .read()
@@ -235,6 +253,7 @@ impl Connections {
 impl Transport for Blocking<'_> {
     async fn send<T: FromRedisValue + Send>(&mut self, request: Request) -> RedisResult<T> {
         let connections = self.0;
+        connections.follow_the_master();
         let mut slot = connections.blocking_slot();
         let breaks = connections.blocking_breaks.load(Ordering::Acquire);
         if slot.as_ref().is_some_and(|(opened, _)| *opened < breaks) {
