@@ -121,9 +121,9 @@ fn loop_over_seeds(sizes: &[usize], seeds: usize) {
             .map(|_| Policy::MemoryStore.replay(&trace, size).hit_ratio() * 100.0)
             .collect();
         let mean = ratios.iter().sum::<f64>() / ratios.len().max(1) as f64;
-        let (low, high) = ratios
-            .iter()
-            .fold((f64::MAX, f64::MIN), |(low, high), &r| (low.min(r), high.max(r)));
+        let (low, high) = ratios.iter().fold((f64::MAX, f64::MIN), |(low, high), &r| {
+            (low.min(r), high.max(r))
+        });
         let each: Vec<String> = ratios.iter().map(|r| format!("{r:.2}")).collect();
         println!(
             "loop 1.1x, cache {size}: mean {mean:.2} (min {low:.2}, max {high:.2}) over {seeds}: {}",

@@ -79,7 +79,10 @@ fn main() -> Result<(), Box<dyn Error>> {
                     .collect();
                 let mean = ratios.iter().sum::<f64>() / runs as f64;
                 let each: Vec<String> = ratios.iter().map(|r| format!("{r:.2}")).collect();
-                println!("{name} {size}: MemoryStore mean {mean:.2} ({})", each.join(" "));
+                println!(
+                    "{name} {size}: MemoryStore mean {mean:.2} ({})",
+                    each.join(" ")
+                );
             }
         }
         eprintln!("\n(ran in {:.1} s)", started.elapsed().as_secs_f64());
