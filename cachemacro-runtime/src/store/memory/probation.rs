@@ -8,15 +8,15 @@
 /// one key in 200 at most sizes, in bursts: with this run its rows at 20 000 and 32 768
 /// entries gain 0.2 to 0.4 point, as growth that no hit earns stops, and the row at
 /// 160 000 keeps the growth it lives on; a run as short as the loop's (below) costs that
-/// row a point, 1 536 0.15 point; 3 072 and 4 096 give back half and all of the gain at
-/// 20 000.
+/// row a point, 1 536 0.15 point; 3 072 and 4 096 give back 0.15 and 0.25 point of the
+/// gain at 20 000.
 pub(super) const GROWTH_WITHOUT_HITS: u32 = 2048;
 
 /// Departures from probation without a read there after which the shard is judged to be
-/// cycling through keys, as a loop does (see [`ProbationHits::caught_nothing_lately`]). Short, so
-/// that the judgement comes within a few turns of a loop's first laps, before keys
-/// displacing each other have set the sketch's counts apart. Measured with the loop at
-/// 10% of its keys: 64 to 128 hold it at 87.0 to 87.3, 256 at 86.4, 1 024 at 85.5.
+/// cycling through keys, as a loop does (see [`ProbationHits::caught_nothing_lately`]).
+/// Short, so that the judgement comes within a few turns of a loop's first laps, before
+/// keys displacing each other have set the sketch's counts apart. Measured with the loop
+/// at 10% of its keys: 64 to 128 hold it at 87.0 to 87.3, 256 at 86.4, 1 024 at 85.5.
 pub(super) const LOOP_WITHOUT_HITS: u32 = 96;
 
 /// The departures from a shard's small queue since one of them was read on probation.
