@@ -7,13 +7,13 @@ use super::trials::Marks;
 /// A direct-mapped table of the hashes of recently evicted keys, each tagged with the
 /// queue it was evicted from and the admissions that displaced it. A collision overwrites
 /// the older hash, which approximates the paper's FIFO ghost queue at 4 bytes per slot and
-/// no bookkeeping. The slot index is the hash's low bits, so the three lowest bits are
+/// no bookkeeping. The slot index is the hash's low bits, so the four lowest bits are
 /// implied by the slot and can hold the tags.
 #[derive(Default)]
 pub(super) struct Ghost {
-    /// 0 = empty; otherwise the hash with its three lowest bits replaced by the tags (bit
-    /// 0: evicted from small; bits 1 and 2: displaced by a refused key on trial, by an
-    /// unremembered key).
+    /// 0 = empty; otherwise the hash with its four lowest bits replaced by the tags (bit
+    /// 0: evicted from small; bits 1 to 3: displaced by a refused key on trial, by an
+    /// unremembered key, by a narrow admission).
     slots: Box<[u32]>,
     /// Slots holding a key evicted from the small queue, and from main.
     pub(super) small: u32,
@@ -29,13 +29,13 @@ pub(super) struct Ghost {
 const MISS_WINDOW: u32 = 1024;
 
 /// The tag bits of a ghost slot.
-const GHOST_TAGS: u32 = 7;
+const GHOST_TAGS: u32 = 15;
 
 impl Ghost {
-    /// At least 8 slots, so that the three lowest bits of the hash are part of the index.
+    /// At least 16 slots, so that the four lowest bits of the hash are part of the index.
     pub(super) fn with_len(len: usize) -> Self {
         Ghost {
-            slots: vec![0; len.max(8).next_power_of_two()].into_boxed_slice(),
+            slots: vec![0; len.max(16).next_power_of_two()].into_boxed_slice(),
             ..Ghost::default()
         }
     }

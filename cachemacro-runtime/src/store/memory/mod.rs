@@ -49,6 +49,17 @@
 //!   the returning keys' own test already judges the workload. Each such admission
 //!   moves the boundary toward main by half an entry, and a ledger of its own, like the
 //!   trials', weighs the admitted keys' hits against the displaced victims' returns.
+//! - A loop a little larger than the cache needs two more rules, both asked under the
+//!   shard's write lock from what its misses and evictions already see (`probation`
+//!   counts the small queue's departures since one was read there). A returning key
+//!   ties with main's victim on such a loop, yet its own miss has just counted it, one
+//!   count ahead of a victim whose turn is still to come: admitted, it displaces the key
+//!   due next, which comes back, displaces the next one, a miss each. So while the shard
+//!   looks like a loop (its small queue caught no second use over its last 96 departures,
+//!   and most misses are keys the ghost remembers) a candidate only one count ahead is
+//!   admitted at the share its own ledger sets. And the small queue does not grow while
+//!   it has caught nothing over its last 2 048 departures: a key back from its ghost then
+//!   says nothing about its length.
 //! - Hits reach the sketch without a store to it on the hit path: a hit that raises the
 //!   entry's frequency also writes the key's hash into a small direct-mapped read buffer
 //!   of its shard (16 slots, one cache line; no write if the slot already holds that
@@ -105,7 +116,8 @@
 //! remembers the evicted keys' hashes and how many misses it recognises;
 //! [`sketch`] is the frequency sketch the admission test reads; [`reads`] is the buffer
 //! through which hits reach it; [`trials`] keeps the ledgers that set how many of the
-//! candidates of each admission are let in; [`sharded`] is
+//! candidates of each admission are let in; [`probation`] says how long the small queue
+//! has gone without a hit; [`sharded`] is
 //! [`MemoryStore`]: the locked shards, the hit path and the [`Store`](crate::Store)
 //! implementation; [`builder`] holds the settings and splits the bounds between shards;
 //! [`removal`] says why an entry left and batches the listener's reports; [`weigher`]
@@ -114,6 +126,7 @@
 mod api;
 mod builder;
 mod ghost;
+mod probation;
 mod reads;
 mod removal;
 mod shard;

@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use super::builder::{default_shard_count, MIN_SHARD_CAPACITY, MIN_SHARD_WEIGHT};
 use super::ghost::Ghost;
+use super::probation::{ProbationHits, GROWTH_WITHOUT_HITS, LOOP_WITHOUT_HITS};
 use super::reads::{ReadBuffer, READ_SLOTS};
 use super::sketch::FrequencySketch;
 use super::slab::{Queue, NIL};
@@ -1281,4 +1282,139 @@ fn trials_grow_when_refused_keys_would_have_been_hits() {
             "trial level {level_before} -> at most {level_max}"
         );
     }
+}
+
+#[test]
+fn probation_hits_count_the_departures_since_the_last_key_read_there() {
+    // A shard that has not evicted yet has seen no hit on probation.
+    let mut probation = ProbationHits::default();
+    assert!(probation.caught_nothing_lately());
+    assert!(probation.growth_unearned());
+    // One departure read on probation clears both judgements.
+    probation.depart(true);
+    assert!(!probation.caught_nothing_lately());
+    assert!(!probation.growth_unearned());
+    for _ in 1..LOOP_WITHOUT_HITS {
+        probation.depart(false);
+    }
+    assert!(!probation.caught_nothing_lately());
+    probation.depart(false);
+    assert!(probation.caught_nothing_lately());
+    assert!(!probation.growth_unearned());
+    for _ in LOOP_WITHOUT_HITS + 1..GROWTH_WITHOUT_HITS {
+        probation.depart(false);
+    }
+    assert!(!probation.growth_unearned());
+    probation.depart(false);
+    assert!(probation.growth_unearned());
+    // The count saturates instead of wrapping back to "caught something".
+    for _ in 0..10_000 {
+        probation.depart(false);
+    }
+    assert!(probation.caught_nothing_lately() && probation.growth_unearned());
+    probation.depart(true);
+    assert!(!probation.caught_nothing_lately() && !probation.growth_unearned());
+}
+
+#[test]
+fn the_ghost_keeps_every_combination_of_displacements_with_the_queue() {
+    let mut ghost = Ghost::with_len(16);
+    for tags in 0..8u32 {
+        let marks = Marks::from_displacement_tags(tags);
+        assert_eq!(marks.displacement_tags(), tags);
+        for (queue, hash) in [(Queue::Small, tags), (Queue::Main, 0xabc0_0000 | tags)] {
+            ghost.insert(hash, queue, marks);
+            assert_eq!(ghost.take(hash), Some((queue, marks)), "tags {tags:03b}");
+        }
+    }
+    // The narrow admission's mark is a displacement the ghost keeps, like the others.
+    let mut marks = Marks::admitted_by(Decision::Narrow);
+    marks.displace_by(Decision::Narrow);
+    assert_eq!(marks.displacements().displacement_tags(), 0b100);
+    assert!(!marks.displacements().is_admitted_by(Decision::Narrow));
+    // Fewer slots than the tags need are rounded up: the tags stay implied by the slot.
+    let mut small = Ghost::with_len(1);
+    small.insert(15, Queue::Main, Marks::from_displacement_tags(0b111));
+    assert_eq!(small.take(15 + 32), None);
+    assert_eq!(
+        small.take(15),
+        Some((Queue::Main, Marks::from_displacement_tags(0b111)))
+    );
+}
+
+#[test]
+fn narrow_admissions_start_admitted_and_weigh_a_return_as_a_hit() {
+    let mut trials = Trials::new(Decision::Narrow);
+    assert_eq!(trials.level(), 64);
+    // As many returns as hits decide nothing.
+    for _ in 0..32 {
+        trials.paid();
+        trials.cost();
+    }
+    assert_eq!(trials.level(), 64);
+    // One more return than hits halves the share.
+    for _ in 0..31 {
+        trials.paid();
+    }
+    for _ in 0..33 {
+        trials.cost();
+    }
+    assert_eq!(trials.level(), 32);
+}
+
+/// On a loop a little larger than the cache every key comes back after the small queue
+/// has evicted it: the shard sees a loop (probation catches nothing, and most misses are
+/// keys the ghost remembers), and the small queue stays short instead of growing on those
+/// returns.
+#[test]
+fn on_a_loop_larger_than_the_cache_the_shard_sees_a_loop_and_the_small_queue_stays_short() {
+    // Below two shards' minimum: one shard sees every key.
+    const CAPACITY: u64 = 500;
+    const STORES: u32 = 4;
+    const LAPS: u32 = 300;
+    // The first laps fill the cache and the ghost.
+    const JUDGED_FROM: u32 = 20;
+    let mut laps_seen_as_a_loop = 0;
+    for _ in 0..STORES {
+        let store: MemoryStore<u64, u64> =
+            MemoryStore::builder().capacity(CAPACITY as usize).build();
+        assert_eq!(store.shards.len(), 1);
+        let access = |key: u64| {
+            if store.get(&key).unwrap().is_none() {
+                store.insert(key, key, None).unwrap();
+            }
+        };
+        let mut share_max = 0;
+        for lap in 0..LAPS {
+            for key in 0..CAPACITY * 11 / 10 {
+                access(key);
+            }
+            let shard = store.shards[0].0.read().unwrap();
+            if lap >= JUDGED_FROM {
+                laps_seen_as_a_loop += u32::from(shard.looks_like_a_loop());
+                share_max = share_max.max(shard.small_share());
+            }
+        }
+        // The initial 3%, never grown past.
+        assert!(
+            share_max <= (1 << 16) * 3 / 100,
+            "small share grew to {share_max}"
+        );
+        // A workload whose keys are read on probation is no loop.
+        for key in 0..CAPACITY * 4 {
+            access(u64::MAX - key);
+            access(u64::MAX - key);
+        }
+        assert!(!store.shards[0].0.read().unwrap().looks_like_a_loop());
+    }
+    // Nearly every lap of nearly every store. With some hash seeds (about one store in
+    // 50) main's keys displace each other in the first laps faster than the ghost
+    // remembers them, and the shard then sees most of its misses forgotten, no loop; a
+    // store a few laps out of the judgement is common. Half of all laps fails only if
+    // most stores miss it.
+    let judged = STORES * (LAPS - JUDGED_FROM);
+    assert!(
+        laps_seen_as_a_loop * 2 >= judged,
+        "a loop in {laps_seen_as_a_loop} of {judged} laps"
+    );
 }

@@ -13,7 +13,9 @@
 //! keys admitted on trial.
 //!
 //! The same ledger, one per shard for each [`Decision`], judges the admission to main of
-//! keys the ghost does not remember but the sketch rates well above main's victim.
+//! keys the ghost does not remember but the sketch rates well above main's victim, and,
+//! while the shard looks like a loop, of returning keys the sketch rates only one count
+//! above it.
 
 /// The share of refused returning keys admitted on trial is `level / LEVEL_ONE`.
 const LEVEL_ONE: u32 = 64;
@@ -45,10 +47,14 @@ pub(super) enum Decision {
     /// A key the ghost does not remember, admitted to main because the sketch rates it
     /// above main's victim.
     Unremembered = 1,
+    /// A returning key the sketch rates one count above main's victim, the count its own
+    /// miss has just added, admitted while the shard looks like a loop.
+    Narrow = 2,
 }
 
 impl Decision {
-    pub(super) const ALL: [Decision; 2] = [Decision::Refused, Decision::Unremembered];
+    pub(super) const ALL: [Decision; 3] =
+        [Decision::Refused, Decision::Unremembered, Decision::Narrow];
 }
 
 /// The marks an entry carries while a ledger waits for its outcome, two bits per
@@ -90,7 +96,8 @@ impl Marks {
         Marks(
             self.0
                 & (Self::displaced_bit(Decision::Refused)
-                    | Self::displaced_bit(Decision::Unremembered)),
+                    | Self::displaced_bit(Decision::Unremembered)
+                    | Self::displaced_bit(Decision::Narrow)),
         )
     }
 
@@ -100,20 +107,23 @@ impl Marks {
         std::mem::take(self)
     }
 
-    /// The displacements as two tag bits (`Refused` in bit 0), as the ghost keeps them.
+    /// The displacements as three tag bits (bit `n` for the decision of value `n`), as
+    /// the ghost keeps them.
     pub(super) fn displacement_tags(self) -> u32 {
-        u32::from(self.is_displaced_by(Decision::Refused))
-            | u32::from(self.is_displaced_by(Decision::Unremembered)) << 1
+        Decision::ALL
+            .iter()
+            .filter(|&&decision| self.is_displaced_by(decision))
+            .map(|&decision| 1 << decision as u32)
+            .sum()
     }
 
-    /// The displacements of two tag bits made by `displacement_tags`.
+    /// The displacements of three tag bits made by `displacement_tags`.
     pub(super) fn from_displacement_tags(tags: u32) -> Marks {
         let mut marks = Marks::NONE;
-        if tags & 1 != 0 {
-            marks.displace_by(Decision::Refused);
-        }
-        if tags & 2 != 0 {
-            marks.displace_by(Decision::Unremembered);
+        for decision in Decision::ALL {
+            if tags & 1 << decision as u32 != 0 {
+                marks.displace_by(decision);
+            }
         }
         marks
     }
@@ -132,13 +142,16 @@ pub(super) struct Trials {
 impl Trials {
     /// The ledger of `decision`. Refused keys start at the smallest share: admitting them
     /// against the sketch's judgement must first prove itself, and a victim's return costs
-    /// a third of a hit (`RETURNS_PER_HIT`). Unremembered keys the sketch rates high start
-    /// admitted, the sketch's own judgement, and a victim's return costs a whole hit: the
-    /// victim was rated below them, and main evicts it only because they came.
+    /// a third of a hit (`RETURNS_PER_HIT`). Unremembered keys the sketch rates high, and
+    /// returning keys it rates one count above the victim, start admitted, the sketch's own
+    /// judgement, and a victim's return costs a whole hit: the victim was rated below them,
+    /// and main evicts it only because they came. On a loop larger than the cache a narrow
+    /// admission's victim is the key main holds whose turn comes soonest, so it comes back
+    /// before the admitted key is read, and often before main's clock finds that key read.
     pub(super) fn new(decision: Decision) -> Self {
         let (level, returns_per_hit) = match decision {
             Decision::Refused => (MIN_LEVEL, RETURNS_PER_HIT),
-            Decision::Unremembered => (LEVEL_ONE, 1),
+            Decision::Unremembered | Decision::Narrow => (LEVEL_ONE, 1),
         };
         Trials {
             returns_per_hit,
