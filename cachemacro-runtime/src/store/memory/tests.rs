@@ -1052,45 +1052,32 @@ fn a_hit_reaches_the_sketch_at_the_next_write() {
     assert_eq!(store.read_shard(hash).frequency(hash), 1);
 }
 
+/// `paid` trials that paid, then `costs` displaced victims that came back.
+fn outcomes(trials: &mut Trials, paid: u32, costs: u32) {
+    (0..paid).for_each(|_| trials.paid());
+    (0..costs).for_each(|_| trials.cost());
+}
+
 #[test]
 fn trials_double_their_share_when_they_pay_and_halve_it_when_they_cost() {
     let mut trials = Trials::new(Decision::Refused);
     assert_eq!(trials.level(), 1);
     // 64 outcomes make one decision; before that nothing changes.
-    for _ in 0..63 {
-        trials.paid();
-    }
+    outcomes(&mut trials, 63, 0);
     assert_eq!(trials.level(), 1);
-    trials.paid();
+    outcomes(&mut trials, 1, 0);
     assert_eq!(trials.level(), 2);
     // Capped at every refused key.
-    for _ in 0..64 * 10 {
-        trials.paid();
-    }
+    outcomes(&mut trials, 64 * 10, 0);
     assert_eq!(trials.level(), 64);
     // A hit weighs as much as three displaced victims' returns: 16 of one and 48 of the
     // other decide nothing.
-    for _ in 0..16 {
-        trials.paid();
-        trials.cost();
-        trials.cost();
-        trials.cost();
-    }
+    outcomes(&mut trials, 16, 48);
     assert_eq!(trials.level(), 64);
     // Returns outweighing hits halve the share, never below one in 64.
-    for _ in 0..15 {
-        trials.paid();
-        for _ in 0..3 {
-            trials.cost();
-        }
-    }
-    for _ in 0..4 {
-        trials.cost();
-    }
+    outcomes(&mut trials, 15, 49);
     assert_eq!(trials.level(), 32);
-    for _ in 0..64 * 10 {
-        trials.cost();
-    }
+    outcomes(&mut trials, 0, 64 * 10);
     assert_eq!(trials.level(), 1);
 }
 
@@ -1105,9 +1092,7 @@ fn trials_admit_the_share_of_keys_their_level_says() {
     // One in 64: about 1 000 of 64 000.
     let few = admitted(&trials);
     assert!((500..2_000).contains(&few), "{few} admitted at 1/64");
-    for _ in 0..64 * 6 {
-        trials.paid();
-    }
+    outcomes(&mut trials, 64 * 6, 0);
     assert_eq!(trials.level(), 64);
     assert_eq!(admitted(&trials), 64_000);
     // The same key gets the same answer at the same level.
@@ -1347,18 +1332,10 @@ fn narrow_admissions_start_admitted_and_weigh_a_return_as_a_hit() {
     let mut trials = Trials::new(Decision::Narrow);
     assert_eq!(trials.level(), 64);
     // As many returns as hits decide nothing.
-    for _ in 0..32 {
-        trials.paid();
-        trials.cost();
-    }
+    outcomes(&mut trials, 32, 32);
     assert_eq!(trials.level(), 64);
     // One more return than hits halves the share.
-    for _ in 0..31 {
-        trials.paid();
-    }
-    for _ in 0..33 {
-        trials.cost();
-    }
+    outcomes(&mut trials, 31, 33);
     assert_eq!(trials.level(), 32);
 }
 
