@@ -258,13 +258,18 @@ impl RedisServer {
     /// assert_eq!(server.cli(&["dbsize"]).trim(), "0");
     /// ```
     pub fn cli(&self, args: &[&str]) -> String {
-        let output = Command::new("redis-cli")
-            .args(["-p", &self.port.to_string()])
-            .args(args)
-            .output()
-            .expect("redis-cli must be installed with redis-server");
-        String::from_utf8_lossy(&output.stdout).into_owned()
+        redis_cli(self.port, args)
     }
+}
+
+/// `redis-cli -p <port> <args>`'s answer, for a data node and a sentinel alike.
+fn redis_cli(port: u16, args: &[&str]) -> String {
+    let output = Command::new("redis-cli")
+        .args(["-p", &port.to_string()])
+        .args(args)
+        .output()
+        .expect("redis-cli must be installed with redis-server");
+    String::from_utf8_lossy(&output.stdout).into_owned()
 }
 
 impl Drop for RedisServer {

@@ -16,7 +16,7 @@ use std::process::{Child, Command, Stdio};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use super::{free_port, signal, wait_for_port, RedisServer};
+use super::{free_port, redis_cli, signal, wait_for_port, RedisServer};
 
 /// The name the sentinels monitor the master under.
 const MASTER_NAME: &str = "cachemacro";
@@ -305,12 +305,7 @@ impl SentinelProcess {
     }
 
     fn cli(&self, args: &[&str]) -> String {
-        let output = Command::new("redis-cli")
-            .args(["-p", &self.port.to_string()])
-            .args(args)
-            .output()
-            .expect("redis-cli must be installed with redis-server");
-        String::from_utf8_lossy(&output.stdout).into_owned()
+        redis_cli(self.port, args)
     }
 
     /// The master's port as this sentinel knows it.
