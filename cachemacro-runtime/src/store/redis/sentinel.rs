@@ -113,7 +113,11 @@ impl Sentinels {
     /// operation reads here. Connects look the master up anyway, so nothing is asked
     /// before the first one.
     pub(super) fn master_moved(&self) -> bool {
-        if self.watch.moved.swap(false, Ordering::AcqRel) {
+        // Read before it is taken: a store on every operation would bounce the flag's
+        // line between the cores that call.
+        if self.watch.moved.load(Ordering::Acquire)
+            && self.watch.moved.swap(false, Ordering::AcqRel)
+        {
             return true;
         }
         let now = self.started.elapsed().as_millis() as u64;
