@@ -4,7 +4,7 @@
 
 use std::fmt;
 use std::sync::Arc;
-use std::time::SystemTime;
+use std::time::Duration;
 
 use axum::body::Body;
 use axum::response::Response;
@@ -228,10 +228,9 @@ impl Page {
         served: Served,
         request: &HeaderMap,
         fields: RequestFields,
-        now: SystemTime,
+        age: Duration,
         head: bool,
     ) -> Response {
-        let age = self.freshness.age(now);
         let not_modified = fields.conditions()
             && client_has_it(request, self.etag.as_ref(), self.stored.get(LAST_MODIFIED));
         let mut response = if not_modified {

@@ -4,7 +4,7 @@
 //! by the layer) is kept for everything else.
 
 use std::sync::Arc;
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime};
 
 use axum::response::Response;
 use http::{HeaderMap, Method, Uri};
@@ -64,14 +64,15 @@ impl PageCache {
             }
             Stored::Pass => return None,
         };
-        let now = SystemTime::now();
+        // One age for the judgement and the answer's `Age`.
+        let age = page.freshness.age(SystemTime::now());
         let directives = RequestDirectives::parse(headers, fields);
-        let served = match self.judge(&page, headers, fields.authorized(), &directives, now)? {
+        let served = match self.judge(&page, headers, fields.authorized(), &directives, age)? {
             Usability::Fresh => Served::Hit,
             Usability::AcceptedStale => Served::Stale,
             Usability::StaleWhileRefreshing | Usability::Unusable => return None,
         };
-        Some(page.respond(served, headers, fields, now, method == Method::HEAD))
+        Some(page.respond(served, headers, fields, age, method == Method::HEAD))
     }
 
     /// Counts a hit that [`answer_uncounted`](PageCache::answer_uncounted) judged.
@@ -88,9 +89,9 @@ impl PageCache {
         headers: &HeaderMap,
         authorized: bool,
         directives: &RequestDirectives,
-        now: SystemTime,
+        age: Duration,
     ) -> Option<Usability> {
         page.answers(headers, authorized)
-            .then(|| policy::usability(&self.policy, &page.freshness, directives, now))
+            .then(|| policy::usability(&self.policy, &page.freshness, directives, age))
     }
 }

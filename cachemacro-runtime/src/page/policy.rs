@@ -195,9 +195,8 @@ pub(crate) fn usability(
     policy: &PagePolicy,
     freshness: &Freshness,
     request: &RequestDirectives,
-    now: SystemTime,
+    age: Duration,
 ) -> Usability {
-    let age = freshness.age(now);
     let mut fresh = age < freshness.lifetime;
     // The client's own limits, when it sets any: `min-fresh` always (it only brings a
     // refresh that is due anyway forward), `no-cache` and `max-age` only when the cache

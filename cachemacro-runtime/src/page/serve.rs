@@ -338,7 +338,7 @@ impl PageCache {
             served,
             reply.request,
             reply.fields,
-            freshness.response_time,
+            freshness.age(freshness.response_time),
             reply.head,
         );
         Computation {
@@ -448,7 +448,7 @@ impl<B, F> PageCall<'_, B, F> {
             Served::Stale,
             headers,
             self.fields,
-            SystemTime::now(),
+            page.freshness.age(SystemTime::now()),
             self.head,
         )
     }
@@ -494,7 +494,7 @@ where
             self.headers(),
             self.facts.authorized,
             &self.directives,
-            now,
+            page.freshness.age(now),
         ) else {
             return Found::Bypass;
         };
@@ -536,7 +536,13 @@ where
             Hit::Stale => (Served::Stale, self.looked_at),
             Hit::Coalesced => (Served::Hit, SystemTime::now()),
         };
-        Ok(page.respond(served, self.headers(), self.fields, now, self.head))
+        Ok(page.respond(
+            served,
+            self.headers(),
+            self.fields,
+            page.freshness.age(now),
+            self.head,
+        ))
     }
 
     async fn compute(
